@@ -1,0 +1,3 @@
+"""theodore-observability glue: the spec, the generator, the native runtime and the CLI."""
+
+__all__: list[str] = []

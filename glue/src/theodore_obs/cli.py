@@ -1,0 +1,133 @@
+"""``theodore-obs``: render, validate and run the observability stack."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from . import native
+from .endpoints import probe_all, stack_endpoints
+from .paths import rendered_root, repo_root, state_root
+from .render import COMPOSE, render_files, write_tree
+from .spec import SpecError, environments, load_spec
+from .tools import ToolError, ensure_tools
+from .validate import validate_env
+
+EXIT_BAD_SPEC = 2
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _envs(env: str | None, spec_path: Path | None) -> list[str]:
+    try:
+        return [env] if env else environments(spec_path)
+    except SpecError as exc:
+        _fail(str(exc), EXIT_BAD_SPEC)
+        raise
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Render, validate and run Theodore's observability stack."""
+
+
+@main.command()
+@click.option("--env", "env", help="Environment to render (default: every one in the spec).")
+@click.option("--spec", "spec_path", type=click.Path(path_type=Path), help="Spec file (default: stack.yaml).")
+@click.option("--out", "out", type=click.Path(path_type=Path), help="Output folder (default: rendered/).")
+def render(env: str | None, spec_path: Path | None, out: Path | None) -> None:
+    """Render every config from the spec into OUT/<env>/ (all or nothing)."""
+    out = out or rendered_root()
+    names = _envs(env, spec_path)
+    try:
+        trees = {name: render_files(load_spec(name, spec_path), COMPOSE) for name in names}
+    except SpecError as exc:
+        _fail(str(exc), EXIT_BAD_SPEC)
+    for name, files in trees.items():
+        write_tree(files, out / name)
+        click.echo(f"rendered {len(files)} files into {out / name}")
+    if env is None and out.is_dir():
+        for stale in sorted(p for p in out.iterdir() if p.is_dir() and p.name not in trees
+                            and not p.name.startswith(".")):
+            shutil.rmtree(stale)
+            click.echo(f"removed {stale} (environment no longer in the spec)")
+
+
+@main.command()
+@click.option("--env", "env", help="Environment to check (default: every one).")
+@click.option("--dir", "root", type=click.Path(path_type=Path), help="Rendered folder (default: rendered/).")
+def validate(env: str | None, root: Path | None) -> None:
+    """Check each rendered file with the tool that consumes it."""
+    root = root or rendered_root()
+    names = [env] if env else sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    failed = 0
+    for name in names:
+        click.echo(f"== {name}")
+        for finding in validate_env(root / name):
+            click.echo(finding.line())
+            failed += not finding.ok
+    if failed:
+        _fail(f"{failed} check(s) failed")
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+def tools(names: tuple[str, ...]) -> None:
+    """Build the pinned native binaries (all, or NAMES) into the per-version cache."""
+    try:
+        ensure_tools(list(names) or None)
+    except ToolError as exc:
+        _fail(str(exc))
+
+
+@main.command()
+@click.option("--env", "env", default="local", show_default=True)
+@click.option("--runtime", type=click.Choice(["native"]), default="native", show_default=True,
+              help="Where to run (compose runs through `make up` with a Docker engine).")
+@click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for readiness.")
+def up(env: str, runtime: str, timeout: float) -> None:
+    """Start every component on 127.0.0.1 and wait until each is ready."""
+    try:
+        native.up(load_spec(env), timeout=timeout, say=click.echo)
+    except SpecError as exc:
+        _fail(str(exc), EXIT_BAD_SPEC)
+    except (native.NativeError, ToolError) as exc:
+        _fail(str(exc))
+
+
+@main.command()
+def down() -> None:
+    """Stop exactly what `up` started."""
+    native.down(say=click.echo)
+
+
+@main.command()
+@click.option("--env", "env", default="local", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def status(env: str, fmt: str) -> None:
+    """Show each component's health, latency and version."""
+    try:
+        spec = load_spec(env)
+    except SpecError as exc:
+        _fail(str(exc), EXIT_BAD_SPEC)
+    results = probe_all(stack_endpoints(spec.data))
+    if fmt == "json":
+        click.echo(json.dumps({"components": [h.as_dict() for h in results],
+                               "healthy": all(h.healthy for h in results)}, indent=2))
+    else:
+        click.echo(f"{'COMPONENT':<16}{'STATE':<10}{'LATENCY':>9}  {'VERSION':<10} DETAIL")
+        for h in results:
+            state = "healthy" if h.healthy else "DOWN"
+            click.echo(f"{h.component:<16}{state:<10}{h.latency_ms:>7.1f}ms  {h.version or '-':<10} {h.detail}")
+    if not all(h.healthy for h in results):
+        sys.exit(1)
+
+
+__all__ = ["main", "repo_root", "state_root"]

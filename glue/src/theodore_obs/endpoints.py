@@ -1,0 +1,83 @@
+"""Where each running component answers: its readiness URL and the API that names its version."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    component: str
+    ready_url: str
+    version_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Health:
+    component: str
+    healthy: bool
+    detail: str
+    latency_ms: float
+    version: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def stack_endpoints(spec: dict[str, Any], host: str = "127.0.0.1") -> list[Endpoint]:
+    p = spec["ports"]
+    return [
+        Endpoint("prometheus", f"http://{host}:{p['prometheus']}/-/ready",
+                 f"http://{host}:{p['prometheus']}/api/v1/status/buildinfo"),
+        Endpoint("alertmanager", f"http://{host}:{p['alertmanager']}/-/ready",
+                 f"http://{host}:{p['alertmanager']}/api/v2/status"),
+        Endpoint("loki", f"http://{host}:{p['loki']}/ready",
+                 f"http://{host}:{p['loki']}/loki/api/v1/status/buildinfo"),
+        Endpoint("jaeger", f"http://{host}:{p['jaeger_health']}/status"),
+        Endpoint("otel-collector", f"http://{host}:{p['collector_health']}/"),
+        Endpoint("blackbox", f"http://{host}:{p['blackbox']}/-/healthy"),
+    ]
+
+
+def _get(url: str, timeout: float) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback)
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _version(url: str | None, timeout: float) -> str | None:
+    if url is None:
+        return None
+    try:
+        status, body = _get(url, timeout)
+        data = json.loads(body) if status == 200 else {}
+    except (OSError, ValueError):
+        return None
+    info = data.get("data", data)
+    return info.get("version") or (info.get("versionInfo") or {}).get("version")
+
+
+def probe(endpoint: Endpoint, timeout: float = 2.0) -> Health:
+    start = time.monotonic()
+    try:
+        status, body = _get(endpoint.ready_url, timeout)
+        healthy = status == 200
+        detail = f"HTTP {status}" + ("" if healthy else f": {body[:120].decode(errors='replace').strip()}")
+    except OSError as exc:
+        healthy, detail = False, f"not answering ({getattr(exc, 'reason', exc)})"
+    latency = (time.monotonic() - start) * 1000
+    version = _version(endpoint.version_url, timeout) if healthy else None
+    return Health(endpoint.component, healthy, detail, round(latency, 1), version)
+
+
+def probe_all(endpoints: list[Endpoint], timeout: float = 2.0) -> list[Health]:
+    with ThreadPoolExecutor(max_workers=len(endpoints) or 1) as pool:
+        return list(pool.map(lambda e: probe(e, timeout), endpoints))

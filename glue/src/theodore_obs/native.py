@@ -1,0 +1,272 @@
+"""The native runtime: every component as a process on 127.0.0.1, managed by supervisord.
+
+``up`` renders the environment for this runtime into the state directory, writes the
+receivers' secret files from the environment, starts supervisord with one program per
+component and waits for every readiness endpoint. ``down`` shuts supervisord down, which stops
+exactly the processes it started.
+"""
+
+from __future__ import annotations
+
+import configparser
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from supervisor.xmlrpc import SupervisorTransport
+
+from .endpoints import Endpoint, Health, probe, stack_endpoints
+from .paths import state_root
+from .render import alertmanager_flags, native_runtime, prometheus_flags, render_files, secret_files, write_tree
+from .spec import Spec
+from .tools import binary_path
+
+
+class NativeError(RuntimeError):
+    """The native stack could not be started or stopped."""
+
+
+@dataclass(frozen=True)
+class State:
+    """The files of one native stack."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "supervisor.sock"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.root / "supervisord.pid"
+
+    @property
+    def supervisor_conf(self) -> Path:
+        return self.root / "supervisord.conf"
+
+    def data(self, component: str) -> Path:
+        return self.root / "data" / component
+
+    def log(self, component: str) -> Path:
+        return self.logs / f"{component}.log"
+
+
+def programs(spec: dict[str, Any], state: State) -> dict[str, list[str]]:
+    """The command line of each component, reading the configs rendered for this runtime."""
+    cfg, runtime = state.config, native_runtime(state.root)
+    return {
+        "loki": [str(binary_path("loki")), f"-config.file={cfg / 'loki/loki.yaml'}"],
+        "jaeger": [str(binary_path("jaeger")), f"--config={cfg / 'jaeger/config.yaml'}"],
+        "otel-collector": [str(binary_path("otelcol-theodore")),
+                           f"--config={cfg / 'otel-collector/config.yaml'}"],
+        "prometheus": [str(binary_path("prometheus")),
+                       *prometheus_flags(spec, runtime, str(cfg / "prometheus/prometheus.yml"),
+                                         str(state.data("prometheus")))],
+        "alertmanager": [str(binary_path("alertmanager")),
+                         *alertmanager_flags(spec, runtime, str(cfg / "alertmanager/alertmanager.yml"),
+                                             str(state.data("alertmanager")))],
+        "blackbox": [str(binary_path("blackbox_exporter")),
+                     f"--config.file={cfg / 'prometheus/blackbox.yml'}",
+                     f"--web.listen-address=127.0.0.1:{spec['ports']['blackbox']}"],
+    }
+
+
+def _quote(arg: str) -> str:
+    return "'" + arg.replace("'", "'\"'\"'") + "'" if any(c in arg for c in " \"'%;") else arg
+
+
+def supervisor_config(spec: dict[str, Any], state: State) -> str:
+    conf = configparser.RawConfigParser()
+    conf["unix_http_server"] = {"file": str(state.socket), "chmod": "0700"}
+    conf["supervisord"] = {
+        "logfile": str(state.logs / "supervisord.log"), "pidfile": str(state.pidfile),
+        "directory": str(state.root), "childlogdir": str(state.logs), "loglevel": "info",
+    }
+    conf["rpcinterface:supervisor"] = {
+        "supervisor.rpcinterface_factory": "supervisor.rpcinterface:make_main_rpcinterface"}
+    conf["supervisorctl"] = {"serverurl": f"unix://{state.socket}"}
+    for name, argv in programs(spec, state).items():
+        conf[f"program:{name}"] = {
+            "command": " ".join(_quote(a) for a in argv).replace("%", "%%"),
+            "directory": str(state.data(name)),
+            "autostart": "true", "autorestart": "unexpected", "startsecs": "1",
+            "startretries": "2", "stopsignal": "TERM", "stopwaitsecs": "15",
+            "stopasgroup": "true", "killasgroup": "true",
+            "redirect_stderr": "true", "stdout_logfile": str(state.log(name)),
+            "stdout_logfile_maxbytes": "20MB", "stdout_logfile_backups": "2",
+        }
+    out = io.StringIO()
+    conf.write(out)
+    return out.getvalue()
+
+
+def _rpc(state: State) -> Any:
+    transport = SupervisorTransport(None, None, f"unix://{state.socket}")
+    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+
+def supervisord_pid(state: State) -> int | None:
+    """The pid of this stack's supervisord if it is alive, else None."""
+    try:
+        pid = int(state.pidfile.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def process_info(state: State) -> list[dict[str, Any]]:
+    if supervisord_pid(state) is None:
+        return []
+    try:
+        return _rpc(state).supervisor.getAllProcessInfo()
+    except (OSError, xmlrpc.client.Fault):
+        return []
+
+
+def write_secrets(spec: dict[str, Any], state: State) -> list[str]:
+    """Secret files for the receivers, from environment variables; returns the missing ones."""
+    secrets_dir = state.root / "secrets"
+    secrets_dir.mkdir(parents=True, exist_ok=True)
+    secrets_dir.chmod(0o700)
+    missing = []
+    for name, env_var in secret_files(spec).items():
+        value = os.environ.get(env_var)
+        path = secrets_dir / name
+        if value is None:
+            missing.append(env_var)
+            path.unlink(missing_ok=True)
+            continue
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value)
+    return missing
+
+
+def prepare(spec: Spec, state: State) -> None:
+    """Render this runtime's configs and the supervisor config into the state directory."""
+    write_tree(render_files(spec, native_runtime(state.root)), state.config)
+    for component in programs(spec.data, state):
+        state.data(component).mkdir(parents=True, exist_ok=True)
+    state.logs.mkdir(parents=True, exist_ok=True)
+    state.supervisor_conf.write_text(supervisor_config(spec.data, state))
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log yet)"
+
+
+def wait_ready(spec: Spec, state: State, timeout: float, say: Any = print) -> list[Health]:
+    """Poll every readiness endpoint, printing each component as it becomes ready."""
+    start = time.monotonic()
+    pending: dict[str, Endpoint] = {e.component: e for e in stack_endpoints(spec.data)}
+    ready: list[Health] = []
+    last: dict[str, Health] = {}
+    while pending and time.monotonic() - start < timeout:
+        exited = {p["name"]: p for p in process_info(state)
+                  if p["statename"] in ("EXITED", "FATAL", "BACKOFF")}
+        for name in list(pending):
+            if name in exited:
+                raise NativeError(
+                    f"{name} exited ({exited[name]['statename']}); log {state.log(name)}:\n"
+                    f"{_tail(state.log(name))}")
+            health = probe(pending[name], timeout=1.0)
+            last[name] = health
+            if health.healthy:
+                ready.append(health)
+                del pending[name]
+                say(f"  ready  {name:<15} {time.monotonic() - start:5.1f}s")
+        if pending:
+            time.sleep(0.2)
+    if pending:
+        details = "\n".join(
+            f"  {name}: {last[name].detail if name in last else 'not probed'}; "
+            f"log {state.log(name)}:\n{_tail(state.log(name), 8)}" for name in pending)
+        raise NativeError(f"not ready after {timeout:.0f}s: {', '.join(pending)}\n{details}")
+    return ready
+
+
+def up(spec: Spec, state: State | None = None, timeout: float = 90.0, say: Any = print) -> float:
+    """Start the stack (or re-check a running one); returns seconds until all were ready."""
+    state = state or State(state_root())
+    start = time.monotonic()
+    if supervisord_pid(state) is not None:
+        say(f"native stack already running (supervisord pid {supervisord_pid(state)}); "
+            "checking health")
+    else:
+        missing = write_secrets(spec.data, state)
+        if missing:
+            say(f"  note: {', '.join(missing)} not set: those alert receivers cannot deliver")
+        prepare(spec, state)
+        say(f"starting {len(programs(spec.data, state))} components "
+            f"(environment {spec.environment}, state {state.root})")
+        proc = subprocess.run([sys.executable, "-m", "supervisor.supervisord",
+                               "-c", str(state.supervisor_conf)],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise NativeError(f"supervisord did not start: {proc.stdout}{proc.stderr}")
+    try:
+        wait_ready(spec, state, timeout, say)
+    except NativeError:
+        down(state, say=lambda *_: None)
+        raise
+    elapsed = time.monotonic() - start
+    say(f"all components ready in {elapsed:.1f}s")
+    return elapsed
+
+
+def _pids(state: State) -> list[int]:
+    return [p["pid"] for p in process_info(state) if p.get("pid")]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return True
+
+
+def down(state: State | None = None, timeout: float = 30.0, say: Any = print) -> None:
+    """Stop every process ``up`` started, then supervisord itself."""
+    state = state or State(state_root())
+    pid = supervisord_pid(state)
+    if pid is None:
+        say("native stack is not running")
+        return
+    children = _pids(state)
+    say(f"stopping {len(children)} components and supervisord (pid {pid})")
+    try:
+        _rpc(state).supervisor.shutdown()
+    except (OSError, xmlrpc.client.Fault):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_alive(p) for p in [pid, *children]):
+        time.sleep(0.1)
+    leftovers = [p for p in [pid, *children] if _alive(p)]
+    for leftover in leftovers:
+        os.kill(leftover, signal.SIGKILL)
+    state.pidfile.unlink(missing_ok=True)
+    say("stopped" + (f" (killed {leftovers} after {timeout:.0f}s)" if leftovers else ""))

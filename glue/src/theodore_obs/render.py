@@ -1,0 +1,187 @@
+"""Render every component's Jinja templates from the spec of one environment.
+
+Templates live in ``<component>/templates/**.j2``; the output keeps the relative path under
+``<out>/<component>/`` (compose's file goes to ``<out>/compose.yaml``). The same templates serve
+two runtimes that differ only in addressing: ``compose`` (one host per component, container
+paths; also what the Helm chart ships) and ``native`` (every process on 127.0.0.1, data under
+the state directory).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from .paths import repo_root, state_root
+from .spec import Spec
+from .versions import load_versions
+
+COMPONENT_DIRS = ("otel-collector", "prometheus", "alertmanager", "loki", "jaeger", "grafana",
+                  "compose")
+
+#: Host name of each component in container runtimes (compose service = Kubernetes Service).
+CONTAINER_HOSTS = {
+    "collector": "otel-collector", "prometheus": "prometheus", "alertmanager": "alertmanager",
+    "loki": "loki", "jaeger": "jaeger", "blackbox": "blackbox", "grafana": "grafana",
+}
+
+CONTAINER_DATA = {
+    "otel-collector": "/var/lib/otelcol", "loki": "/loki", "jaeger": "/var/lib/jaeger",
+    "prometheus": "/prometheus", "alertmanager": "/alertmanager",
+}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How components find each other and where they keep data."""
+
+    name: str
+    bind: str
+    secrets_dir: str
+    native: bool
+    data_root: Path | None = None
+
+    def host(self, component: str) -> str:
+        return "127.0.0.1" if self.native else CONTAINER_HOSTS[component]
+
+    def service_host(self, name: str, spec: dict[str, Any]) -> str:
+        return "127.0.0.1" if self.native else spec["services"][name].get("host", name)
+
+    def data_dir(self, component: str) -> str:
+        if self.native:
+            assert self.data_root is not None
+            return str(self.data_root / component)
+        return CONTAINER_DATA[component]
+
+
+COMPOSE = Runtime(name="compose", bind="0.0.0.0", secrets_dir="/run/secrets", native=False)
+
+
+def native_runtime(state: Path | None = None) -> Runtime:
+    state = state or state_root()
+    return Runtime(name="native", bind="127.0.0.1", secrets_dir=str(state / "secrets"),
+                   native=True, data_root=state / "data")
+
+
+def secret_files(spec: dict[str, Any]) -> dict[str, str]:
+    """Each secret file the receivers read, with the environment variable that fills it."""
+    names = [value for receiver in spec["alerting"]["receivers"].values()
+             for key, value in receiver.items() if key.endswith("_file")]
+    return {name: name.upper() for name in sorted(names)}
+
+
+def prometheus_flags(spec: dict[str, Any], runtime: Runtime, config: str, data: str) -> list[str]:
+    retention = spec["retention"]["prometheus"]
+    return [
+        f"--config.file={config}",
+        f"--storage.tsdb.path={data}",
+        f"--storage.tsdb.retention.time={retention['time']}",
+        f"--storage.tsdb.retention.size={retention['size']}",
+        f"--web.listen-address={runtime.bind}:{spec['ports']['prometheus']}",
+        "--web.enable-lifecycle",
+        "--enable-feature=exemplar-storage",
+    ]
+
+
+def alertmanager_flags(spec: dict[str, Any], runtime: Runtime, config: str, data: str) -> list[str]:
+    return [
+        f"--config.file={config}",
+        f"--storage.path={data}",
+        f"--web.listen-address={runtime.bind}:{spec['ports']['alertmanager']}",
+        "--cluster.listen-address=",
+    ]
+
+
+def health_endpoints(spec: dict[str, Any], runtime: Runtime) -> list[str]:
+    """Every health endpoint blackbox probes: the stack's own, then each service's."""
+    p, h = spec["ports"], runtime.host
+    urls = [
+        f"http://{h('prometheus')}:{p['prometheus']}/-/ready",
+        f"http://{h('alertmanager')}:{p['alertmanager']}/-/ready",
+        f"http://{h('loki')}:{p['loki']}/ready",
+        f"http://{h('jaeger')}:{p['jaeger_health']}/status",
+        f"http://{h('collector')}:{p['collector_health']}/",
+    ]
+    if not runtime.native:
+        urls.append(f"http://{h('grafana')}:{p['grafana']}/api/health")
+    urls += [f"http://{runtime.service_host(name, spec)}:{svc['port']}{svc['health_path']}"
+             for name, svc in spec["services"].items()]
+    return urls
+
+
+def context(spec: Spec, runtime: Runtime) -> dict[str, Any]:
+    data = spec.data
+    images = {name: c.image for name, c in load_versions().items() if c.image}
+    return {
+        **data,
+        "environment": spec.environment,
+        "runtime": runtime.name,
+        "bind": runtime.bind,
+        "secrets_dir": runtime.secrets_dir,
+        "hosts": {component: runtime.host(component) for component in CONTAINER_HOSTS},
+        "images": images,
+        "health_endpoints": health_endpoints(data, runtime),
+        "secret_files": secret_files(data),
+        "data_dir": runtime.data_dir,
+        "service_host": lambda name: runtime.service_host(name, data),
+        "prometheus_flags": lambda cfg, d: prometheus_flags(data, runtime, cfg, d),
+        "alertmanager_flags": lambda cfg, d: alertmanager_flags(data, runtime, cfg, d),
+    }
+
+
+def templates(root: Path | None = None) -> dict[str, Path]:
+    """Output path (relative to the environment's folder) → template path (relative to root)."""
+    root = root or repo_root()
+    found: dict[str, Path] = {}
+    for component in COMPONENT_DIRS:
+        base = root / component / "templates"
+        for template in sorted(base.rglob("*.j2")):
+            relative = template.relative_to(base).with_suffix("")
+            out = relative if component == "compose" else Path(component) / relative
+            found[str(out)] = template.relative_to(root)
+    return found
+
+
+def header(template: Path, spec: Spec) -> str:
+    return (f"# Rendered from {template} for environment '{spec.environment}' by `make render`.\n"
+            f"# Do not edit: change stack.yaml or the template, then run `make render`.\n")
+
+
+def render_files(spec: Spec, runtime: Runtime) -> dict[str, str]:
+    """Every output file of one environment, as text, keyed by relative path."""
+    root = repo_root()
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(root)),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             autoescape=False)
+    ctx = context(spec, runtime)
+    files = {}
+    for out, template in templates(root).items():
+        text = env.get_template(template.as_posix()).render(ctx)
+        prefix = header(template, spec) if out.endswith((".yaml", ".yml")) else ""
+        files[out] = prefix + text
+    return files
+
+
+def write_tree(files: dict[str, str], dest: Path) -> None:
+    """Write ``files`` under ``dest`` atomically: all of them replace the old tree, or none."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    try:
+        for relative, text in files.items():
+            path = staging / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        old = dest.with_name(f".{dest.name}-old")
+        shutil.rmtree(old, ignore_errors=True)
+        if dest.exists():
+            os.rename(dest, old)
+        os.rename(staging, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,152 @@
+"""Load ``stack.yaml``, check it against ``stack.schema.json`` and merge an environment over it."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .paths import repo_root
+
+SCHEMA_FILE = "stack.schema.json"
+
+
+class SpecError(ValueError):
+    """A spec that cannot be used: names the file, the YAML path and what was expected."""
+
+    def __init__(self, file: Path | str, path: str, message: str, line: int | None = None) -> None:
+        self.file, self.path, self.message, self.line = str(file), path, message, line
+        where = f"{self.file}: {path or '(top level)'}"
+        if line is not None:
+            where += f" (line {line})"
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """The merged spec of one environment."""
+
+    environment: str
+    data: dict[str, Any]
+    source: Path
+
+
+def _load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(path, "", f"cannot read: {exc.strerror}") from exc
+    try:
+        return yaml.safe_load(text), yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(path, "", f"not valid YAML: {problem}",
+                        mark.line + 1 if mark else None) from exc
+
+
+def _line_of(node: yaml.Node | None, keys: list[Any]) -> int | None:
+    """The line of the deepest node on ``keys`` that exists in the YAML tree."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in keys:
+        if isinstance(node, yaml.MappingNode):
+            match = [v for k, v in node.value if k.value == str(key)]
+            if not match:
+                break
+            node = match[0]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def _dotted(keys: list[Any]) -> str:
+    return ".".join(str(k) for k in keys)
+
+
+def _first_error(validator: jsonschema.Validator, data: Any) -> jsonschema.ValidationError | None:
+    errors = sorted(validator.iter_errors(data), key=lambda e: (list(e.absolute_path), e.message))
+    return errors[0] if errors else None
+
+
+def _explain(error: jsonschema.ValidationError) -> tuple[list[Any], str]:
+    keys = list(error.absolute_path)
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        allowed = ", ".join(sorted(error.schema.get("properties", {}))) or "none"
+        return keys + extra[:1], f"unknown key {extra[0]!r} (allowed here: {allowed})"
+    if error.validator == "required":
+        return keys, f"missing required key: {error.message.split(' is a required')[0]}"
+    return keys, f"expected {_expected(error)}, got {json.dumps(error.instance)}"
+
+
+def _expected(error: jsonschema.ValidationError) -> str:
+    schema, kind = error.schema, error.validator
+    if kind == "type":
+        return f"a value of type {schema['type']}"
+    if kind == "pattern":
+        return f"a string matching {schema['pattern']}" + (
+            f" ({schema['description']})" if "description" in schema else "")
+    if kind == "enum":
+        return "one of " + ", ".join(json.dumps(v) for v in schema["enum"])
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return f"a number with {kind} {schema[kind]}"
+    return error.message
+
+
+def load_schema() -> dict[str, Any]:
+    return json.loads((repo_root() / SCHEMA_FILE).read_text())
+
+
+def _validator(schema: dict[str, Any]) -> jsonschema.Validator:
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def _check(validator: jsonschema.Validator, data: Any, file: Path, node: yaml.Node | None,
+           prefix: list[Any]) -> None:
+    error = _first_error(validator, data)
+    if error is not None:
+        keys, message = _explain(error)
+        raise SpecError(file, _dotted(prefix + keys), message, _line_of(node, prefix + keys))
+
+
+def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """Maps merge key by key; lists and scalars of the overlay replace the base's."""
+    merged = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def environments(path: Path | None = None) -> list[str]:
+    data, _ = _load_yaml(path or repo_root() / "stack.yaml")
+    return sorted((data or {}).get("environments", {}))
+
+
+def load_spec(environment: str, path: Path | None = None) -> Spec:
+    """The spec of ``environment``: the base checked, its overlay checked, then merged."""
+    path = path or repo_root() / "stack.yaml"
+    data, node = _load_yaml(path)
+    if not isinstance(data, dict):
+        raise SpecError(path, "", "expected a mapping at the top level")
+    schema = load_schema()
+    overlays = data.get("environments") or {}
+    _check(_validator(schema), data, path, node, [])
+    if environment not in overlays:
+        known = ", ".join(sorted(overlays)) or "none"
+        raise SpecError(path, f"environments.{environment}",
+                        f"no such environment (defined: {known})", _line_of(node, ["environments"]))
+    base = {k: v for k, v in data.items() if k != "environments"}
+    merged = deep_merge(base, overlays[environment] or {})
+    _check(_validator(schema), merged, path, node, [])
+    return Spec(environment=environment, data=merged, source=path)
