@@ -152,6 +152,12 @@ def _module_source(component: Component, workdir: Path, env: dict[str, str]) -> 
     for path in copy.rglob("*"):
         path.chmod(path.stat().st_mode | 0o200)
     _drop_missing_local_replaces(copy, env)
+    for folder in component.embed_placeholders:
+        (copy / folder).mkdir(parents=True, exist_ok=True)
+        (copy / folder / "index.html").write_text(
+            f"<!doctype html><title>{component.name}</title>"
+            f"<p>{component.name} {component.version} was built without its web UI assets; "
+            "use its HTTP API or Grafana.</p>\n")
     return copy
 
 
@@ -232,7 +238,7 @@ def build(component: Component, index: int, total: int) -> Path:
         with _Heartbeat(component.name) as beat:
             if component.builder_manifest:
                 _build_with_builder(component, staging, beat, log)
-            elif _needs_source_copy(component):
+            elif component.embed_placeholders or _needs_source_copy(component):
                 _build_with_go(component, staging, beat, log)
             else:
                 _build_with_install(component, staging, beat, log)

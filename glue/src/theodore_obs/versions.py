@@ -22,6 +22,7 @@ class Component:
     binaries: dict[str, str] = field(default_factory=dict)
     version_var: str | None = None
     build_tags: str | None = None
+    embed_placeholders: list[str] = field(default_factory=list)
     builder_manifest: str | None = None
 
     @property

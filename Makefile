@@ -1,0 +1,60 @@
+# theodore-observability: one spec (stack.yaml) -> every config -> a running stack.
+# `make up` and `make test` are the two commands; the rest is the table of contents.
+
+PYTHON ?= python3
+VENV   := .venv
+OBS    := $(VENV)/bin/theodore-obs
+ENV    ?= local
+
+.PHONY: help deps tools render validate lint test up down status clean check-drift
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: glue/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e 'glue[dev]'
+	touch $@
+
+deps: $(VENV)/.installed ## Install the Python glue and its test tools into .venv
+
+tools: deps ## Build the pinned native binaries into ~/.cache/theodore-obs (cached per version)
+	$(OBS) tools
+
+render: deps ## Render every environment of stack.yaml into rendered/
+	$(OBS) render
+
+validate: tools render ## Check every rendered file with the tool that consumes it
+	$(OBS) validate
+
+lint: deps ## ruff over the glue and the tests
+	$(VENV)/bin/ruff check glue tests
+
+check-drift: deps ## Fail if rendered/ differs from what stack.yaml and the templates give
+	$(VENV)/bin/pytest -q tests/test_render.py -k drift
+
+test: deps tools lint ## Lint, then every test (real tools, native stack on 127.0.0.1)
+	$(VENV)/bin/pytest -q tests
+
+up: deps ## Start the stack: compose with a Docker engine, else the native runtime
+	@if docker info >/dev/null 2>&1; then \
+	  echo "Docker engine found: docker compose (rendered/$(ENV)/compose.yaml)"; \
+	  docker compose -f rendered/$(ENV)/compose.yaml up -d --wait; \
+	else \
+	  echo "No Docker engine: native runtime (processes on 127.0.0.1)"; \
+	  $(MAKE) --no-print-directory tools && $(OBS) up --env $(ENV) --runtime native; \
+	fi
+
+down: deps ## Stop what `make up` started
+	@if docker info >/dev/null 2>&1; then \
+	  docker compose -f rendered/$(ENV)/compose.yaml down; \
+	else \
+	  $(OBS) down; \
+	fi
+
+status: deps ## Health of each component
+	$(OBS) status --env $(ENV)
+
+clean: down ## Stop the stack and remove its state (keeps the tool cache)
+	rm -rf $${THEODORE_OBS_STATE:-$$HOME/.cache/theodore-obs/state}
