@@ -7,8 +7,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from theodore_obs.render import COMPOSE, native_runtime, render_files, templates, write_tree
+from theodore_obs.render import (
+    COMPOSE,
+    native_runtime,
+    render_files,
+    templates,
+    write_tree,
+)
 from theodore_obs.spec import load_spec
 
 from .conftest import ROOT, run_cli

@@ -6,7 +6,6 @@ import copy
 from pathlib import Path
 
 import pytest
-
 from theodore_obs.spec import SpecError, deep_merge, environments, load_spec
 
 from .conftest import load_stack, run_cli

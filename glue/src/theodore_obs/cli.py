@@ -66,7 +66,8 @@ def render(env: str | None, spec_path: Path | None, out: Path | None) -> None:
 def validate(env: str | None, root: Path | None) -> None:
     """Check each rendered file with the tool that consumes it."""
     root = root or rendered_root()
-    names = [env] if env else sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    names = [env] if env else sorted(
+        p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     failed = 0
     for name in names:
         click.echo(f"== {name}")
@@ -92,10 +93,11 @@ def tools(names: tuple[str, ...]) -> None:
 @click.option("--runtime", type=click.Choice(["native"]), default="native", show_default=True,
               help="Where to run (compose runs through `make up` with a Docker engine).")
 @click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for readiness.")
-def up(env: str, runtime: str, timeout: float) -> None:
+@click.option("--spec", "spec_path", type=click.Path(path_type=Path), help="Spec file (default: stack.yaml).")
+def up(env: str, runtime: str, timeout: float, spec_path: Path | None) -> None:
     """Start every component on 127.0.0.1 and wait until each is ready."""
     try:
-        native.up(load_spec(env), timeout=timeout, say=click.echo)
+        native.up(load_spec(env, spec_path), timeout=timeout, say=click.echo)
     except SpecError as exc:
         _fail(str(exc), EXIT_BAD_SPEC)
     except (native.NativeError, ToolError) as exc:
@@ -111,10 +113,11 @@ def down() -> None:
 @main.command()
 @click.option("--env", "env", default="local", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def status(env: str, fmt: str) -> None:
+@click.option("--spec", "spec_path", type=click.Path(path_type=Path), help="Spec file (default: stack.yaml).")
+def status(env: str, fmt: str, spec_path: Path | None) -> None:
     """Show each component's health, latency and version."""
     try:
-        spec = load_spec(env)
+        spec = load_spec(env, spec_path)
     except SpecError as exc:
         _fail(str(exc), EXIT_BAD_SPEC)
     results = probe_all(stack_endpoints(spec.data))
@@ -125,7 +128,8 @@ def status(env: str, fmt: str) -> None:
         click.echo(f"{'COMPONENT':<16}{'STATE':<10}{'LATENCY':>9}  {'VERSION':<10} DETAIL")
         for h in results:
             state = "healthy" if h.healthy else "DOWN"
-            click.echo(f"{h.component:<16}{state:<10}{h.latency_ms:>7.1f}ms  {h.version or '-':<10} {h.detail}")
+            click.echo(f"{h.component:<16}{state:<10}{h.latency_ms:>7.1f}ms  "
+                       f"{h.version or '-':<10} {h.detail}")
     if not all(h.healthy for h in results):
         sys.exit(1)
 

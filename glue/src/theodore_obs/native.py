@@ -24,7 +24,14 @@ from supervisor.xmlrpc import SupervisorTransport
 
 from .endpoints import Endpoint, Health, probe, stack_endpoints
 from .paths import state_root
-from .render import alertmanager_flags, native_runtime, prometheus_flags, render_files, secret_files, write_tree
+from .render import (
+    alertmanager_flags,
+    native_runtime,
+    prometheus_flags,
+    render_files,
+    secret_files,
+    write_tree,
+)
 from .spec import Spec
 from .tools import binary_path
 

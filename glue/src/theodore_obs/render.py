@@ -60,7 +60,8 @@ class Runtime:
         return CONTAINER_DATA[component]
 
 
-COMPOSE = Runtime(name="compose", bind="0.0.0.0", secrets_dir="/run/secrets", native=False)
+# Inside a container a server must listen on every interface; compose publishes to 127.0.0.1.
+COMPOSE = Runtime(name="compose", bind="0.0.0.0", secrets_dir="/run/secrets", native=False)  # noqa: S104
 
 
 def native_runtime(state: Path | None = None) -> Runtime:
@@ -158,7 +159,7 @@ def render_files(spec: Spec, runtime: Runtime) -> dict[str, str]:
     root = repo_root()
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(root)),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             autoescape=False)
+                             autoescape=False)  # noqa: S701 (YAML and JSON configs, not HTML)
     ctx = context(spec, runtime)
     files = {}
     for out, template in templates(root).items():

@@ -5,10 +5,12 @@ Each component of ``versions.yaml`` that names a ``module`` is built once into
 temporary directory that is renamed into place only when every binary exists, so an
 interrupted build never leaves a cache entry that looks complete.
 
-Three ways to build, chosen by the component:
-- ``go install module/pkg@version`` when the module's go.mod allows it;
-- a writable copy of ``go mod download``'s tree built with ``GOFLAGS=-mod=mod`` when its
-  go.mod has ``replace``/``exclude`` directives (``go install`` refuses those);
+Two ways to build:
+- ``go build`` with ``-mod=mod`` inside a writable copy of the module that ``go mod download``
+  fetched. ``go install module@version`` is not used: it refuses modules with ``replace`` or
+  ``exclude`` directives (Loki, Jaeger) and asks the proxy for version lists it may refuse
+  (blackbox_exporter). Nested modules missing from the module zip lose their local
+  ``replace``, and embedded web-UI assets the zip lacks get a placeholder page;
 - the OpenTelemetry Collector Builder for the collector, from our manifest.
 """
 
@@ -182,17 +184,6 @@ def _build_with_go(component: Component, dest: Path, beat: _Heartbeat, log: Path
                      "-o", str(dest / binary), package], src, env, beat, log)
 
 
-def _build_with_install(component: Component, dest: Path, beat: _Heartbeat, log: Path) -> None:
-    env = _go_env(gobin=dest)
-    for binary, package in component.binaries.items():
-        pkg = component.module if package == "." else f"{component.module}/{package.lstrip('./')}"
-        _run_go(["go", "install", "-v", *_build_flags(component),
-                 f"{pkg}@{component.module_version}"], dest, env, beat, log)
-        produced = dest / Path(pkg).name
-        if produced.name != binary and produced.exists():
-            produced.rename(dest / binary)
-
-
 def _build_with_builder(component: Component, dest: Path, beat: _Heartbeat, log: Path) -> None:
     env = _go_env(gobin=dest / ".builder")
     (dest / ".builder").mkdir()
@@ -206,18 +197,6 @@ def _build_with_builder(component: Component, dest: Path, beat: _Heartbeat, log:
         (binary,) = component.binaries
         shutil.move(str(Path(tmp) / "dist" / "otelcol-theodore"), dest / binary)
     shutil.rmtree(dest / ".builder")
-
-
-def _needs_source_copy(component: Component) -> bool:
-    env = _go_env()
-    out = subprocess.run(["go", "mod", "download", "-json",
-                          f"{component.module}@{component.module_version}"],
-                         env=env, capture_output=True, text=True, check=False, cwd=tempfile.gettempdir())
-    if out.returncode != 0:
-        raise ToolError(f"cannot fetch {component.module}@{component.module_version} "
-                        f"from the Go module proxy:\n{out.stdout}{out.stderr}")
-    gomod = Path(json.loads(out.stdout)["GoMod"]).read_text()
-    return any(line.startswith(("replace", "exclude")) for line in gomod.splitlines())
 
 
 def build(component: Component, index: int, total: int) -> Path:
@@ -238,10 +217,8 @@ def build(component: Component, index: int, total: int) -> Path:
         with _Heartbeat(component.name) as beat:
             if component.builder_manifest:
                 _build_with_builder(component, staging, beat, log)
-            elif component.embed_placeholders or _needs_source_copy(component):
-                _build_with_go(component, staging, beat, log)
             else:
-                _build_with_install(component, staging, beat, log)
+                _build_with_go(component, staging, beat, log)
         missing = [b for b in component.binaries if not (staging / b).is_file()]
         if missing:
             raise ToolError(f"{component.name}: build finished without {', '.join(missing)}")

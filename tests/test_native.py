@@ -1,0 +1,209 @@
+"""The native stack: real binaries on 127.0.0.1, driven through their HTTP APIs.
+
+The stack runs on the spec's ports shifted by PORT_OFFSET, in a temporary state directory,
+so a developer's own `make up` stack is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import yaml
+from theodore_obs.native import State, _alive, process_info, supervisord_pid
+
+from .conftest import load_stack, run_cli
+
+PORT_OFFSET = 11000
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A running native stack; yields its spec, state and CLI environment, then stops it."""
+    root = tmp_path_factory.mktemp("native")
+    spec = load_stack()
+    spec["ports"] = {name: port + PORT_OFFSET for name, port in spec["ports"].items()}
+    spec_file = root / "stack.yaml"
+    spec_file.write_text(yaml.safe_dump(spec))
+    env = {"THEODORE_OBS_STATE": str(root / "state"), "SLACK_API_URL": "http://127.0.0.1:9/slack"}
+    started = time.monotonic()
+    result = run_cli("up", "--spec", str(spec_file), "--timeout", "120", env=env)
+    info = {"spec": spec, "spec_file": spec_file, "env": env, "state": State(root / "state"),
+            "up": result, "up_seconds": time.monotonic() - started}
+    try:
+        yield info
+    finally:
+        run_cli("down", env=env)
+
+
+def url(stack: dict[str, Any], port: str, path: str) -> str:
+    return f"http://127.0.0.1:{stack['spec']['ports'][port]}{path}"
+
+
+def get_json(address: str, timeout: float = 5) -> Any:
+    with urllib.request.urlopen(address, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def post_json(address: str, body: dict[str, Any]) -> int:
+    request = urllib.request.Request(address, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.status
+
+
+def eventually(check: Callable[[], Any], timeout: float = 60, every: float = 1.0) -> Any:
+    """Return check()'s first truthy result within ``timeout`` seconds, else fail with the last."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except OSError as exc:
+            last = exc
+        time.sleep(every)
+    pytest.fail(f"not true after {timeout}s; last result: {last!r}")
+
+
+def test_up_reports_every_component_ready(stack: dict[str, Any]) -> None:
+    result = stack["up"]
+    assert result.returncode == 0, result.stdout + result.stderr
+    for component in ["prometheus", "alertmanager", "loki", "jaeger", "otel-collector", "blackbox"]:
+        assert f"ready  {component}" in result.stdout
+    assert "all components ready" in result.stdout
+
+
+def test_status_json_is_healthy_with_versions(stack: dict[str, Any]) -> None:
+    result = run_cli("status", "--spec", str(stack["spec_file"]), "--format", "json", env=stack["env"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["healthy"] is True
+    versions = {c["component"]: c["version"] for c in report["components"]}
+    assert versions["prometheus"] == "3.16.0"
+    assert versions["alertmanager"] == "0.34.2"
+    assert versions["loki"] == "3.7.8"
+
+
+def test_prometheus_scrapes_every_stack_component(stack: dict[str, Any]) -> None:
+    jobs = {"prometheus", "alertmanager", "loki", "jaeger", "blackbox", "otel-collector",
+            "otel-collector-exporter"}
+
+    def healthy_jobs() -> set[str] | None:
+        targets = get_json(url(stack, "prometheus", "/api/v1/targets"))["data"]["activeTargets"]
+        up = {t["labels"]["job"] for t in targets if t["health"] == "up"}
+        return up if jobs <= up else None
+
+    assert jobs <= eventually(healthy_jobs, timeout=60)
+
+
+def test_blackbox_probes_the_stack_health_endpoints(stack: dict[str, Any]) -> None:
+    def probes() -> dict[str, str] | None:
+        query = urllib.parse.quote('probe_success{job="blackbox-health"}')
+        result = get_json(url(stack, "prometheus", f"/api/v1/query?query={query}"))["data"]["result"]
+        values = {r["metric"]["instance"]: r["value"][1] for r in result}
+        collector = url(stack, "collector_health", "/")
+        return values if values.get(collector) == "1" else None
+
+    values = eventually(probes, timeout=60)
+    assert values[url(stack, "loki", "/ready")] == "1"
+    assert values["http://127.0.0.1:8000/healthz"] == "0"  # the demo app is not started here
+
+
+def test_watchdog_reaches_alertmanager(stack: dict[str, Any]) -> None:
+    """Prometheus evaluates the rules and delivers to Alertmanager."""
+
+    def watchdog() -> list[Any]:
+        alerts = get_json(url(stack, "alertmanager", "/api/v2/alerts"))
+        return [a for a in alerts if a["labels"]["alertname"] == "Watchdog"]
+
+    (alert,) = eventually(watchdog, timeout=60)
+    assert alert["labels"]["environment"] == "local"
+
+
+def _otlp_span(trace_id: str, span_id: str, service: str) -> dict[str, Any]:
+    now = time.time_ns()
+    return {"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+        "scopeSpans": [{"spans": [{
+            "traceId": trace_id, "spanId": span_id, "name": "GET /research", "kind": 2,
+            "startTimeUnixNano": str(now - 25_000_000), "endTimeUnixNano": str(now),
+            "status": {"code": 2},
+            "attributes": [{"key": "http.request.method", "value": {"stringValue": "GET"}}],
+        }]}],
+    }]}
+
+
+def _otlp_log(trace_id: str, span_id: str, service: str, marker: str) -> dict[str, Any]:
+    return {"resourceLogs": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+        "scopeLogs": [{"logRecords": [{
+            "timeUnixNano": str(time.time_ns()), "severityText": "ERROR", "severityNumber": 17,
+            "body": {"stringValue": f"research failed {marker}"},
+            "traceId": trace_id, "spanId": span_id,
+        }]}],
+    }]}
+
+
+def test_collector_delivers_traces_logs_and_span_metrics(stack: dict[str, Any]) -> None:
+    """One span and one log through OTLP/HTTP reach Jaeger, Loki and (as RED metrics) Prometheus."""
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    service, marker = f"obs-test-{secrets.token_hex(3)}", secrets.token_hex(6)
+    assert post_json(url(stack, "otlp_http", "/v1/traces"), _otlp_span(trace_id, span_id, service)) == 200
+    assert post_json(url(stack, "otlp_http", "/v1/logs"), _otlp_log(trace_id, span_id, service, marker)) == 200
+
+    def trace() -> Any:
+        try:
+            return get_json(url(stack, "jaeger_query", f"/api/traces/{trace_id}"))["data"]
+        except urllib.error.HTTPError:
+            return None
+
+    (found,) = eventually(trace, timeout=60)
+    (process,) = found["processes"].values()
+    assert process["serviceName"] == service
+
+    def log_lines() -> list[Any]:
+        query = urllib.parse.urlencode({"query": f'{{service_name="{service}"}}', "limit": 10,
+                                        "start": str(time.time_ns() - 600 * 10**9)})
+        return get_json(url(stack, "loki", f"/loki/api/v1/query_range?{query}"))["data"]["result"]
+
+    (stream,) = eventually(log_lines, timeout=60)
+    assert marker in stream["values"][0][1]
+    assert stream["stream"].get("trace_id") == trace_id
+
+    def red_metrics() -> list[Any]:
+        query = urllib.parse.quote(f'traces_span_metrics_calls_total{{service_name="{service}"}}')
+        return get_json(url(stack, "prometheus", f"/api/v1/query?query={query}"))["data"]["result"]
+
+    (series,) = eventually(red_metrics, timeout=90, every=2)
+    assert series["metric"]["status_code"] == "STATUS_CODE_ERROR"
+
+
+def test_up_twice_is_safe(stack: dict[str, Any]) -> None:
+    pid = supervisord_pid(stack["state"])
+    result = run_cli("up", "--spec", str(stack["spec_file"]), env=stack["env"])
+    assert result.returncode == 0, result.stderr
+    assert "already running" in result.stdout
+    assert supervisord_pid(stack["state"]) == pid
+
+
+def test_down_leaves_nothing_running(stack: dict[str, Any]) -> None:
+    state = stack["state"]
+    pids = [supervisord_pid(state), *(p["pid"] for p in process_info(state))]
+    assert len(pids) == 7 and all(pids)
+    result = run_cli("down", env=stack["env"])
+    assert result.returncode == 0, result.stderr
+    assert not [p for p in pids if _alive(p)]
+    for port in stack["spec"]["ports"].values():
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
+    assert "not running" in run_cli("down", env=stack["env"]).stdout
+    assert not os.path.exists(state.pidfile)
