@@ -6,7 +6,7 @@ VENV   := .venv
 OBS    := $(VENV)/bin/theodore-obs
 ENV    ?= local
 
-.PHONY: help deps tools render validate lint test up down status clean check-drift
+.PHONY: help deps tools render validate lint test up down status bench clean check-drift
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ down: deps ## Stop what `make up` started
 
 status: deps ## Health of each component
 	$(OBS) status --env $(ENV)
+
+bench: tools ## Measured figures: native `up` to all-healthy (median of 3 cold starts)
+	$(OBS) bench-up --runs 3
 
 clean: down ## Stop the stack and remove its state (keeps the tool cache)
 	rm -rf $${THEODORE_OBS_STATE:-$$HOME/.cache/theodore-obs/state}

@@ -104,6 +104,18 @@ def up(env: str, runtime: str, timeout: float, spec_path: Path | None) -> None:
         _fail(str(exc))
 
 
+@main.command("bench-up")
+@click.option("--runs", default=3, show_default=True, help="How many cold starts to time.")
+def bench_up(runs: int) -> None:
+    """Time `up` to all-healthy on fresh state (the stack on the default ports must be down)."""
+    from .bench import report_up
+
+    try:
+        click.echo(report_up(runs))
+    except (native.NativeError, ToolError) as exc:
+        _fail(str(exc))
+
+
 @main.command()
 def down() -> None:
     """Stop exactly what `up` started."""

@@ -187,6 +187,7 @@ def wait_ready(spec: Spec, state: State, timeout: float, say: Any = print) -> li
     pending: dict[str, Endpoint] = {e.component: e for e in stack_endpoints(spec.data)}
     ready: list[Health] = []
     last: dict[str, Health] = {}
+    next_note = start + 3.0
     while pending and time.monotonic() - start < timeout:
         exited = {p["name"]: p for p in process_info(state)
                   if p["statename"] in ("EXITED", "FATAL", "BACKOFF")}
@@ -201,6 +202,9 @@ def wait_ready(spec: Spec, state: State, timeout: float, say: Any = print) -> li
                 ready.append(health)
                 del pending[name]
                 say(f"  ready  {name:<15} {time.monotonic() - start:5.1f}s")
+        if pending and time.monotonic() >= next_note:
+            say(f"  waiting for {', '.join(sorted(pending))} ({time.monotonic() - start:.0f}s)")
+            next_note = time.monotonic() + 3.0
         if pending:
             time.sleep(0.2)
     if pending:
