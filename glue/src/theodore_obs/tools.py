@@ -104,12 +104,10 @@ class _Heartbeat:
                   flush=True)
 
 
-def _go_env(gobin: Path | None = None, mod_mode: bool = False) -> dict[str, str]:
+def _go_env(gobin: Path | None = None) -> dict[str, str]:
     env = dict(os.environ, CGO_ENABLED="0")
     if gobin:
         env["GOBIN"] = str(gobin)
-    if mod_mode:
-        env["GOFLAGS"] = (env.get("GOFLAGS", "") + " -mod=mod").strip()
     return env
 
 
