@@ -94,8 +94,7 @@ def test_status_json_is_healthy_with_versions(stack: dict[str, Any]) -> None:
 
 
 def test_prometheus_scrapes_every_stack_component(stack: dict[str, Any]) -> None:
-    jobs = {"prometheus", "alertmanager", "loki", "jaeger", "blackbox", "otel-collector",
-            "otel-collector-exporter"}
+    jobs = {"prometheus", "alertmanager", "loki", "jaeger", "blackbox", "otel-collector"}
 
     def healthy_jobs() -> set[str] | None:
         targets = get_json(url(stack, "prometheus", "/api/v1/targets"))["data"]["activeTargets"]

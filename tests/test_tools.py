@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -18,12 +19,14 @@ def test_every_native_component_is_pinned_with_a_module_and_an_image() -> None:
     assert components["helm"].module == "helm.sh/helm/v4"
 
 
-def test_cache_dir_is_keyed_by_version(monkeypatch, tmp_path: Path) -> None:
+def test_cache_dir_is_keyed_by_version_and_recipe(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("THEODORE_OBS_CACHE", str(tmp_path))
     prometheus = load_versions()["prometheus"]
-    assert tool_dir(prometheus) == tmp_path / "tools" / "prometheus-3.16.0"
-    collector = tool_dir(load_versions()["otelcol"])
-    assert collector.name.startswith("otelcol-0.165.0-")  # + hash of the builder manifest
+    assert tool_dir(prometheus).parent == tmp_path / "tools"
+    assert tool_dir(prometheus).name.startswith("prometheus-3.16.0-")
+    retagged = dataclasses.replace(prometheus, build_tags="remove_all_sd")
+    assert tool_dir(retagged) != tool_dir(prometheus)
+    assert tool_dir(dataclasses.replace(prometheus, image="other:tag")) == tool_dir(prometheus)
 
 
 def test_missing_binary_names_the_fix(monkeypatch, tmp_path: Path) -> None:

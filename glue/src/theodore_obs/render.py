@@ -86,6 +86,7 @@ def prometheus_flags(spec: dict[str, Any], runtime: Runtime, config: str, data: 
         f"--storage.tsdb.retention.size={retention['size']}",
         f"--web.listen-address={runtime.bind}:{spec['ports']['prometheus']}",
         "--web.enable-lifecycle",
+        "--web.enable-otlp-receiver",
         "--enable-feature=exemplar-storage",
     ]
 

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import jinja2
@@ -47,12 +48,16 @@ def _manifest_text(component: Component, output_path: Path) -> str:
 
 
 def tool_dir(component: Component) -> Path:
-    """The cache directory of one component's binaries at its pinned version."""
-    suffix = ""
+    """The cache directory of one component: its version plus a hash of how it is built.
+
+    Changing a build tag, a linker flag or the collector's manifest gives a new directory,
+    so a cached binary always matches the recipe in versions.yaml.
+    """
+    recipe = {k: v for k, v in asdict(component).items() if k not in ("name", "image")}
     if component.builder_manifest:
-        digest = hashlib.sha256(_manifest_text(component, Path("/")).encode()).hexdigest()
-        suffix = f"-{digest[:10]}"
-    return cache_root() / "tools" / f"{component.name}-{component.version}{suffix}"
+        recipe["manifest"] = _manifest_text(component, Path("/"))
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+    return cache_root() / "tools" / f"{component.name}-{component.version}-{digest[:10]}"
 
 
 def buildable(components: dict[str, Component]) -> list[Component]:
@@ -105,7 +110,7 @@ class _Heartbeat:
 
 
 def _go_env(gobin: Path | None = None) -> dict[str, str]:
-    env = dict(os.environ, CGO_ENABLED="0")
+    env = dict(os.environ, CGO_ENABLED="0", GOWORK="off")
     if gobin:
         env["GOBIN"] = str(gobin)
     return env
