@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from . import native
+from .bench import report_up
 from .endpoints import probe_all, stack_endpoints
 from .paths import rendered_root, repo_root, state_root
 from .render import COMPOSE, render_files, write_tree
@@ -108,8 +109,6 @@ def up(env: str, runtime: str, timeout: float, spec_path: Path | None) -> None:
 @click.option("--runs", default=3, show_default=True, help="How many cold starts to time.")
 def bench_up(runs: int) -> None:
     """Time `up` to all-healthy on fresh state (the stack on the default ports must be down)."""
-    from .bench import report_up
-
     try:
         click.echo(report_up(runs))
     except (native.NativeError, ToolError) as exc:
