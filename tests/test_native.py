@@ -10,10 +10,13 @@ import json
 import os
 import secrets
 import socket
+import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -184,6 +187,39 @@ def test_collector_delivers_traces_logs_and_span_metrics(stack: dict[str, Any]) 
 
     (series,) = eventually(red_metrics, timeout=90, every=2)
     assert series["metric"]["status_code"] == "STATUS_CODE_ERROR"
+
+
+def test_unmodified_stdlib_app_gets_correlated_redacted_logs(stack: dict[str, Any]) -> None:
+    """`opentelemetry-instrument python app.py`: JSON logs in Loki with trace ids, no secrets."""
+    service, marker = f"plain-app-{secrets.token_hex(3)}", secrets.token_hex(6)
+    env = {**os.environ, "OTEL_SERVICE_NAME": service,
+           "OTEL_EXPORTER_OTLP_ENDPOINT": url(stack, "otlp_http", ""),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    app = Path(__file__).parent / "fixtures" / "plain_app.py"
+    run = subprocess.run(["opentelemetry-instrument", sys.executable, str(app), marker], env=env,
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    stdout = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [r["level"] for r in stdout if marker in r["message"]] == ["info", "error"]
+
+    def loki_lines() -> list[dict[str, Any]]:
+        query = urllib.parse.urlencode({"query": f'{{service_name="{service}"}}', "limit": 20,
+                                        "start": str(time.time_ns() - 600 * 10**9)})
+        streams = get_json(url(stack, "loki", f"/loki/api/v1/query_range?{query}"))["data"]["result"]
+        lines = [(s["stream"], json.loads(v[1])) for s in streams for v in s["values"]]
+        return lines if len(lines) >= 2 else []
+
+    lines = eventually(loki_lines, timeout=60)
+    raw = json.dumps(lines)
+    for planted in ["hunter2-plain", "PLANTEDSECRET", "PLANTEDBEARER"]:
+        assert planted not in raw
+    trace_ids = {line["trace_id"] for _, line in lines}
+    assert len(trace_ids) == 1
+    assert {labels.get("trace_id") for labels, _ in lines} == trace_ids
+    (trace_id,) = trace_ids
+    found = eventually(lambda: get_json(url(stack, "jaeger_query", f"/api/traces/{trace_id}"))["data"],
+                       timeout=60)
+    assert found[0]["spans"][0]["operationName"] == "research-request"
 
 
 def test_up_twice_is_safe(stack: dict[str, Any]) -> None:

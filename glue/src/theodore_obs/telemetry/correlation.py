@@ -1,0 +1,88 @@
+"""Correlation IDs: read or create one per request, bind it to logs, spans and baggage.
+
+The ASGI and WSGI middlewares read the ``X-Correlation-ID`` header (name configurable), fall
+back to the ``correlation_id`` baggage entry an upstream service propagated, and otherwise
+create a UUID4. While the request runs, the ID is in a context variable (logs pick it up),
+on the active span as ``theodore.correlation_id``, and in baggage so instrumented HTTP
+clients carry it downstream; the response echoes it in the same header.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import baggage, trace
+from opentelemetry import context as otel_context
+
+DEFAULT_HEADER = "X-Correlation-ID"
+BAGGAGE_KEY = "correlation_id"
+SPAN_ATTRIBUTE = "theodore.correlation_id"
+
+_correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "theodore_correlation_id", default=None)
+
+
+def current_correlation_id() -> str | None:
+    return _correlation_id.get()
+
+
+@contextmanager
+def correlation_scope(correlation_id: str | None = None) -> Iterator[str]:
+    """Run a block under ``correlation_id`` (or the upstream one from baggage, or a new one)."""
+    cid = correlation_id or baggage.get_baggage(BAGGAGE_KEY) or str(uuid.uuid4())
+    cid = str(cid)
+    token = _correlation_id.set(cid)
+    otel_token = otel_context.attach(baggage.set_baggage(BAGGAGE_KEY, cid))
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute(SPAN_ATTRIBUTE, cid)
+    try:
+        yield cid
+    finally:
+        otel_context.detach(otel_token)
+        _correlation_id.reset(token)
+
+
+class CorrelationIdASGIMiddleware:
+    """ASGI middleware; wrap the app: ``app = CorrelationIdASGIMiddleware(app)``."""
+
+    def __init__(self, app: Callable[..., Any], header: str = DEFAULT_HEADER) -> None:
+        self.app, self.header = app, header
+        self._raw_header = header.lower().encode("latin-1")
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any],
+                       send: Callable[..., Any]) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope.get("headers") or []).get(self._raw_header)
+        with correlation_scope(incoming.decode("latin-1") if incoming else None) as cid:
+
+            async def send_with_header(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != self._raw_header]
+                    message = {**message, "headers": [*headers, (self._raw_header, cid.encode("latin-1"))]}
+                await send(message)
+
+            await self.app(scope, receive, send_with_header)
+
+
+class CorrelationIdWSGIMiddleware:
+    """WSGI middleware; wrap the app: ``app.wsgi_app = CorrelationIdWSGIMiddleware(app.wsgi_app)``."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], header: str = DEFAULT_HEADER) -> None:
+        self.app, self.header = app, header
+        self._environ_key = "HTTP_" + header.upper().replace("-", "_")
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        with correlation_scope(environ.get(self._environ_key)) as cid:
+
+            def start_with_header(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+                kept = [(k, v) for k, v in headers if k.lower() != self.header.lower()]
+                return start_response(status, [*kept, (self.header, cid)], *exc_info)
+
+            return list(self.app(environ, start_with_header))

@@ -1,0 +1,63 @@
+"""The ``theodore`` OpenTelemetry distro and configurator, loaded by ``opentelemetry-instrument``.
+
+The distro only ``setdefault``s standard ``OTEL_*`` variables, so anything the user set wins.
+The configurator sets up the SDK as the stock one does, then routes logging through our JSON
+pipeline (``logs.configure_logging``), which also ships every log record over OTLP.
+"""
+
+from __future__ import annotations
+
+import os
+
+from opentelemetry.instrumentation.distro import BaseDistro
+from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+
+from .logs import configure_logging
+
+DEFAULTS = {
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    "OTEL_TRACES_EXPORTER": "otlp",
+    "OTEL_METRICS_EXPORTER": "otlp",
+    "OTEL_LOGS_EXPORTER": "otlp",
+    "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+    "OTEL_TRACES_SAMPLER_ARG": "1.0",
+    "OTEL_PROPAGATORS": "tracecontext,baggage",
+    "OTEL_METRIC_EXPORT_INTERVAL": "15000",
+    "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "cumulative",
+    # Our handler ships logs; the SDK's deprecated root handler would send each one twice.
+    "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "false",
+}
+"""The collector on loopback over OTLP/HTTP, all three signals, parent-based ratio sampling."""
+
+ENVIRONMENT_ENV = "THEODORE_ENVIRONMENT"
+"""Fills ``deployment.environment`` when OTEL_RESOURCE_ATTRIBUTES does not name one."""
+
+
+def _default_resource_attributes() -> None:
+    attributes = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    keys = {item.partition("=")[0].strip() for item in attributes.split(",") if item}
+    extra = []
+    if "deployment.environment" not in keys:
+        extra.append(f"deployment.environment={os.environ.get(ENVIRONMENT_ENV, 'local')}")
+    if "service.version" not in keys and os.environ.get("THEODORE_SERVICE_VERSION"):
+        extra.append(f"service.version={os.environ['THEODORE_SERVICE_VERSION']}")
+    if extra:
+        os.environ["OTEL_RESOURCE_ATTRIBUTES"] = ",".join(filter(None, [attributes, *extra]))
+
+
+class TheodoreDistro(BaseDistro):
+    """Defaults for Theodore apps; every one can be overridden with its OTEL_* variable."""
+
+    def _configure(self, **kwargs: object) -> None:
+        for name, value in DEFAULTS.items():
+            os.environ.setdefault(name, value)
+        _default_resource_attributes()
+
+
+class TheodoreConfigurator(_OTelSDKConfigurator):
+    """The SDK as configured by the environment, plus our logging pipeline."""
+
+    def _configure(self, **kwargs: object) -> None:
+        super()._configure(**kwargs)
+        configure_logging()

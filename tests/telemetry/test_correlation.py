@@ -1,0 +1,86 @@
+"""Correlation IDs through WSGI and ASGI: read or created, logged, propagated, echoed."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from opentelemetry import propagate
+from opentelemetry.sdk.trace import TracerProvider
+from theodore_obs.telemetry import (
+    CorrelationIdASGIMiddleware,
+    CorrelationIdWSGIMiddleware,
+    correlation_scope,
+    current_correlation_id,
+)
+from theodore_obs.telemetry.correlation import SPAN_ATTRIBUTE
+
+
+def _wsgi_app(seen: list):
+    def app(environ, start_response):
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        seen.append((current_correlation_id(), carrier.get("baggage")))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+    return app
+
+
+def _call_wsgi(app, headers: dict[str, str]) -> dict[str, str]:
+    response: dict[str, str] = {}
+
+    def start_response(status, headers_out, *exc):
+        response.update(headers_out)
+
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/",
+               **{"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}}
+    assert b"".join(app(environ, start_response)) == b"ok"
+    return response
+
+
+def test_wsgi_reads_binds_propagates_and_echoes_the_header() -> None:
+    seen: list = []
+    app = CorrelationIdWSGIMiddleware(_wsgi_app(seen))
+    response = _call_wsgi(app, {"X-Correlation-ID": "abc-123"})
+    assert response["X-Correlation-ID"] == "abc-123"
+    assert seen == [("abc-123", "correlation_id=abc-123")]
+    assert current_correlation_id() is None
+
+
+def test_wsgi_creates_an_id_when_none_comes_in_and_honours_a_custom_header() -> None:
+    seen: list = []
+    app = CorrelationIdWSGIMiddleware(_wsgi_app(seen), header="X-Request-ID")
+    created = _call_wsgi(app, {})["X-Request-ID"]
+    assert uuid.UUID(created) and seen[0][0] == created
+    assert _call_wsgi(app, {"X-Request-ID": "given"})["X-Request-ID"] == "given"
+
+
+def test_asgi_echoes_and_binds() -> None:
+    seen: list[str | None] = []
+    sent: list[dict] = []
+
+    async def app(scope, receive, send):
+        seen.append(current_correlation_id())
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"x-correlation-id", b"stale")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request"}
+
+    scope = {"type": "http", "headers": [(b"x-correlation-id", b"from-client")]}
+    asyncio.run(CorrelationIdASGIMiddleware(app)(scope, receive, send))
+    assert seen == ["from-client"]
+    assert sent[0]["headers"] == [(b"x-correlation-id", b"from-client")]
+
+
+def test_scope_sets_the_span_attribute_and_falls_back_to_baggage() -> None:
+    tracer = TracerProvider().get_tracer("t")
+    with tracer.start_as_current_span("server") as span, correlation_scope("span-cid"):
+        pass
+    assert span.attributes[SPAN_ATTRIBUTE] == "span-cid"
+    with correlation_scope("upstream"), correlation_scope() as inherited:
+        assert inherited == "upstream"

@@ -1,0 +1,40 @@
+"""The distro sets defaults only; the user's OTEL_* variables win. Entry points are registered."""
+
+from __future__ import annotations
+
+import os
+from importlib.metadata import entry_points
+
+from theodore_obs.telemetry.distro import DEFAULTS, TheodoreConfigurator, TheodoreDistro
+
+
+def test_entry_points_named_theodore() -> None:
+    distros = {e.name: e.value for e in entry_points(group="opentelemetry_distro")}
+    configurators = {e.name: e.value for e in entry_points(group="opentelemetry_configurator")}
+    assert distros["theodore"] == "theodore_obs.telemetry.distro:TheodoreDistro"
+    assert configurators["theodore"] == "theodore_obs.telemetry.distro:TheodoreConfigurator"
+    assert TheodoreConfigurator
+
+
+def test_defaults_fill_gaps_and_never_override(monkeypatch) -> None:
+    for name in [*DEFAULTS, "OTEL_RESOURCE_ATTRIBUTES", "THEODORE_ENVIRONMENT"]:
+        monkeypatch.setenv(name, "placeholder")  # recorded, so undone after the test
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.namespace=theodore")
+    monkeypatch.setenv("THEODORE_ENVIRONMENT", "staging")
+    TheodoreDistro()._configure()
+    assert os.environ["OTEL_TRACES_SAMPLER_ARG"] == "0.25"
+    assert os.environ["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+    assert os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4318"
+    assert os.environ["OTEL_PROPAGATORS"] == "tracecontext,baggage"
+    assert os.environ["OTEL_RESOURCE_ATTRIBUTES"] == (
+        "service.namespace=theodore,deployment.environment=staging")
+
+
+def test_an_explicit_environment_attribute_is_kept(monkeypatch) -> None:
+    for name in DEFAULTS:
+        monkeypatch.setenv(name, DEFAULTS[name])
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod")
+    TheodoreDistro()._configure()
+    assert os.environ["OTEL_RESOURCE_ATTRIBUTES"] == "deployment.environment=prod"
