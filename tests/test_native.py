@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 from theodore_obs.native import State, _alive, process_info, supervisord_pid
+from theodore_obs.telemetry.metrics import catalogue
 
 from .conftest import load_stack, run_cli
 
@@ -220,6 +221,43 @@ def test_unmodified_stdlib_app_gets_correlated_redacted_logs(stack: dict[str, An
     found = eventually(lambda: get_json(url(stack, "jaeger_query", f"/api/traces/{trace_id}"))["data"],
                        timeout=60)
     assert found[0]["spans"][0]["operationName"] == "research-request"
+
+
+def _instrumented(stack: dict[str, Any], app: str, service: str, *args: str) -> list[dict[str, Any]]:
+    """Run tests/fixtures/APP under `opentelemetry-instrument`; return its JSON log lines."""
+    env = {**os.environ, "OTEL_SERVICE_NAME": service,
+           "OTEL_EXPORTER_OTLP_ENDPOINT": url(stack, "otlp_http", ""),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    path = Path(__file__).parent / "fixtures" / app
+    run = subprocess.run(["opentelemetry-instrument", sys.executable, str(path), *args], env=env,
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    return [json.loads(line) for line in run.stdout.splitlines()]
+
+
+def prom_query(stack: dict[str, Any], promql: str) -> list[dict[str, Any]]:
+    query = urllib.parse.quote(promql)
+    return get_json(url(stack, "prometheus", f"/api/v1/query?query={query}"))["data"]["result"]
+
+
+def test_catalogue_metrics_reach_prometheus_under_their_names_with_exemplars(stack: dict[str, Any]) -> None:
+    """Every catalogue name is what Prometheus stores; histograms carry the trace as exemplar."""
+    service = f"metrics-app-{secrets.token_hex(3)}"
+    (log,) = [r for r in _instrumented(stack, "metrics_app.py", service) if r["logger"] == "metrics_app"]
+    expected = {spec.name + ("_bucket" if spec.type == "histogram" else "") for spec in catalogue().values()}
+
+    def names() -> set[str] | None:
+        found = {r["metric"]["__name__"] for r in prom_query(stack, f'{{job="{service}"}}')}
+        return found if expected <= found else None
+
+    assert expected <= eventually(names, timeout=60, every=2)
+    (requests,) = prom_query(stack, f'theodore_requests_total{{job="{service}",endpoint="/research"}}')
+    assert requests["metric"]["status_code"] == "200" and requests["value"][1] == "1"
+    query = urllib.parse.urlencode({"query": f'theodore_request_duration_seconds_bucket{{job="{service}"}}',
+                                    "start": time.time() - 600, "end": time.time() + 60})
+    exemplars = get_json(url(stack, "prometheus", f"/api/v1/query_exemplars?{query}"))["data"]
+    trace_ids = {e["labels"].get("trace_id") for series in exemplars for e in series["exemplars"]}
+    assert log["trace_id"] in trace_ids
 
 
 def test_up_twice_is_safe(stack: dict[str, Any]) -> None:

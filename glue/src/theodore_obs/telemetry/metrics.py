@@ -1,0 +1,153 @@
+"""Instruments from the metric catalogue, and seed 003's recording helpers.
+
+Export path: OTLP only. The SDK pushes to the collector, which pushes to Prometheus's OTLP
+receiver: one pipeline for all three signals, exemplars that point at the trace, no scrape
+port to open in each app, and nothing counted twice (there is no /metrics endpoint too).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+from opentelemetry import metrics
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One catalogue entry; ``name`` is the Prometheus name users query."""
+
+    name: str
+    type: str
+    unit: str
+    help: str
+    labels: tuple[str, ...]
+    buckets: tuple[float, ...] | None = field(default=None)
+
+    @property
+    def otel_name(self) -> str:
+        """Counters drop ``_total``: Prometheus's OTLP translation appends it."""
+        return self.name.removesuffix("_total") if self.type == "counter" else self.name
+
+
+@cache
+def catalogue() -> dict[str, MetricSpec]:
+    raw = yaml.safe_load(resources.files(__package__).joinpath("catalogue.yaml").read_text())
+    return {name: MetricSpec(name=name, type=m["type"], unit=m["unit"], help=m["help"],
+                             labels=tuple(m["labels"]),
+                             buckets=tuple(m["buckets"]) if "buckets" in m else None)
+            for name, m in raw["metrics"].items()}
+
+
+def _create(meter: metrics.Meter, spec: MetricSpec) -> Any:
+    kwargs = {"unit": spec.unit, "description": spec.help}
+    if spec.type == "counter":
+        return meter.create_counter(spec.otel_name, **kwargs)
+    if spec.type == "updowncounter":
+        return meter.create_up_down_counter(spec.otel_name, **kwargs)
+    if spec.type == "gauge":
+        return meter.create_gauge(spec.otel_name, **kwargs)
+    if spec.type == "histogram":
+        return meter.create_histogram(spec.otel_name, explicit_bucket_boundaries_advisory=spec.buckets,
+                                      **kwargs)
+    raise ValueError(f"catalogue: {spec.name}: unknown type {spec.type!r}")
+
+
+class TheodoreMetrics:
+    """Every catalogue metric as an instrument, with label names checked against it."""
+
+    def __init__(self, meter_provider: metrics.MeterProvider | None = None) -> None:
+        meter = metrics.get_meter("theodore_obs", meter_provider=meter_provider)
+        self._specs = catalogue()
+        self._instruments = {name: _create(meter, spec) for name, spec in self._specs.items()}
+        self._research_outcomes: dict[str, list[int]] = {}
+
+    def record(self, name: str, value: float, **labels: Any) -> None:
+        """Add to a counter, record into a histogram or set a gauge, by catalogue name."""
+        spec = self._specs[name]
+        unknown = set(labels) - set(spec.labels)
+        if unknown:
+            raise ValueError(f"{name}: labels {sorted(unknown)} are not in the catalogue "
+                             f"(allowed: {', '.join(spec.labels) or 'none'})")
+        instrument = self._instruments[name]
+        attributes = {k: str(v) for k, v in labels.items() if v is not None}
+        if spec.type in ("counter", "updowncounter"):
+            instrument.add(value, attributes)
+        elif spec.type == "histogram":
+            instrument.record(value, attributes)
+        else:
+            instrument.set(value, attributes)
+
+    def record_request(self, endpoint: str, method: str, status_code: int, duration: float) -> None:
+        self.record("theodore_requests_total", 1, endpoint=endpoint, method=method, status_code=status_code)
+        self.record("theodore_request_duration_seconds", duration, endpoint=endpoint, method=method)
+        if status_code >= 400:
+            self.record("theodore_errors_total", 1, error_type="http_error", endpoint=endpoint,
+                        status_code=status_code)
+
+    def record_ai_operation(self, provider: str, model: str, operation: str, tokens_used: int,
+                            duration: float, cost: float, success: bool,
+                            token_type: str = "total") -> None:  # noqa: S107 (not a secret)
+        labels = {"provider": provider, "model": model, "operation": operation, "success": success}
+        self.record("theodore_ai_tokens_total", tokens_used, token_type=token_type, **labels)
+        self.record("theodore_ai_operation_duration_seconds", duration, **labels)
+        self.record("theodore_ai_cost_total", cost, **labels)
+        if not success:
+            self.record("theodore_errors_total", 1, error_type="ai_operation_failure",
+                        provider=provider, model=model, operation=operation)
+
+    def record_company_research(self, company_name: str, research_type: str, success: bool,
+                                duration: float, pages_scraped: int = 0) -> None:
+        """``company_name`` is not a label (unbounded); it belongs on the span and in logs."""
+        self.record("theodore_companies_researched_total", 1, research_type=research_type,
+                    success=success)
+        self.record("theodore_operation_duration_seconds", duration, operation="company_research")
+        if pages_scraped:
+            self.record("theodore_scraping_pages_total", pages_scraped, research_type=research_type)
+        outcomes = self._research_outcomes.setdefault(research_type, [0, 0])
+        outcomes[0] += int(success)
+        outcomes[1] += 1
+        self.record("theodore_research_success_rate", outcomes[0] / outcomes[1],
+                    research_type=research_type)
+
+    def record_storage_operation(self, storage_type: str, operation: str, success: bool,
+                                 duration: float, data_size_bytes: int | None = None) -> None:
+        labels = {"storage_type": storage_type, "operation": operation, "success": success}
+        self.record("theodore_storage_operations_total", 1, **labels)
+        self.record("theodore_storage_operation_duration_seconds", duration, **labels)
+        if not success:
+            self.record("theodore_errors_total", 1, error_type="storage_failure",
+                        storage_type=storage_type, operation=operation)
+
+    @contextmanager
+    def track_operation(self, operation_name: str) -> Iterator[None]:
+        """Count the operation as active while it runs; record its duration and failures."""
+        self.record("theodore_active_operations", 1, operation=operation_name)
+        start = time.perf_counter()
+        try:
+            yield
+        except Exception:
+            self.record("theodore_errors_total", 1, error_type="operation_failure",
+                        operation=operation_name)
+            raise
+        finally:
+            self.record("theodore_active_operations", -1, operation=operation_name)
+            self.record("theodore_operation_duration_seconds", time.perf_counter() - start,
+                        operation=operation_name)
+
+    @asynccontextmanager
+    async def track_operation_async(self, operation_name: str) -> Any:
+        with self.track_operation(operation_name):
+            yield
+
+
+@cache
+def get_metrics() -> TheodoreMetrics:
+    """The process-wide instruments, on the meter provider the configurator installed."""
+    return TheodoreMetrics()
