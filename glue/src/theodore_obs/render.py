@@ -1,7 +1,8 @@
 """Render every component's Jinja templates from the spec of one environment.
 
 Templates live in ``<component>/templates/**.j2``; the output keeps the relative path under
-``<out>/<component>/`` (compose's file goes to ``<out>/compose.yaml``). The same templates serve
+``<out>/<component>/`` (compose's file goes to ``<out>/compose.yaml``, the glue's app-side files
+such as the AI price table to ``<out>/apps/``). The same templates serve
 two runtimes that differ only in addressing: ``compose`` (one host per component, container
 paths; also what the Helm chart ships) and ``native`` (every process on 127.0.0.1, data under
 the state directory).
@@ -23,7 +24,10 @@ from .spec import Spec
 from .versions import load_versions
 
 COMPONENT_DIRS = ("otel-collector", "prometheus", "alertmanager", "loki", "jaeger", "grafana",
-                  "compose")
+                  "compose", "glue")
+
+#: Where a component's output lands inside an environment's folder (default: its own name).
+OUTPUT_DIRS = {"compose": ".", "glue": "apps"}
 
 #: Host name of each component in container runtimes (compose service = Kubernetes Service).
 CONTAINER_HOSTS = {
@@ -145,7 +149,7 @@ def templates(root: Path | None = None) -> dict[str, Path]:
         base = root / component / "templates"
         for template in sorted(base.rglob("*.j2")):
             relative = template.relative_to(base).with_suffix("")
-            out = relative if component == "compose" else Path(component) / relative
+            out = Path(OUTPUT_DIRS.get(component, component)) / relative
             found[str(out)] = template.relative_to(root)
     return found
 

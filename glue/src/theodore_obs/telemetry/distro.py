@@ -2,16 +2,19 @@
 
 The distro only ``setdefault``s standard ``OTEL_*`` variables, so anything the user set wins.
 The configurator sets up the SDK as the stock one does, then routes logging through our JSON
-pipeline (``logs.configure_logging``), which also ships every log record over OTLP.
+pipeline (``logs.configure_logging``), which also ships every log record over OTLP, and, when
+``THEODORE_AI_PRICES_FILE`` names the rendered price table, adds the AI cost span processor.
 """
 
 from __future__ import annotations
 
 import os
 
+from opentelemetry import trace
 from opentelemetry.instrumentation.distro import BaseDistro
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 
+from .ai_cost import processor_from_env
 from .logs import configure_logging
 
 DEFAULTS = {
@@ -56,8 +59,12 @@ class TheodoreDistro(BaseDistro):
 
 
 class TheodoreConfigurator(_OTelSDKConfigurator):
-    """The SDK as configured by the environment, plus our logging pipeline."""
+    """The SDK as configured by the environment, plus our logging pipeline and AI cost."""
 
     def _configure(self, **kwargs: object) -> None:
         super()._configure(**kwargs)
         configure_logging()
+        cost = processor_from_env()
+        provider = trace.get_tracer_provider()
+        if cost is not None and hasattr(provider, "add_span_processor"):
+            provider.add_span_processor(cost)

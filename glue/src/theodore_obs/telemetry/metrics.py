@@ -93,7 +93,7 @@ class TheodoreMetrics:
 
     def record_ai_operation(self, provider: str, model: str, operation: str, tokens_used: int,
                             duration: float, cost: float, success: bool,
-                            token_type: str = "total") -> None:  # noqa: S107 (not a secret)
+                            token_type: str = "total") -> None:
         labels = {"provider": provider, "model": model, "operation": operation, "success": success}
         self.record("theodore_ai_tokens_total", tokens_used, token_type=token_type, **labels)
         self.record("theodore_ai_operation_duration_seconds", duration, **labels)

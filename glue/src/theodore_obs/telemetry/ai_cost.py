@@ -1,0 +1,112 @@
+"""AI tokens and USD cost from GenAI spans, with no app code.
+
+The OpenAI/Anthropic instrumentations put the model and token counts on each call's span
+(OpenTelemetry GenAI semantic conventions). This span processor, installed by the
+``theodore`` configurator, turns every such span into ``theodore_ai_tokens_total``,
+``theodore_ai_cost_total`` and ``theodore_ai_operation_duration_seconds`` using the price
+table rendered from ``stack.yaml`` (``ai.prices``).
+
+It runs in the app rather than the collector: the collector has no component that multiplies
+span attributes by a configured price table, and here the metrics are recorded inside the
+span's context, so their exemplars point at the very call that cost the money.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.trace import StatusCode
+
+from .metrics import TheodoreMetrics, get_metrics
+
+PRICES_ENV = "THEODORE_AI_PRICES_FILE"
+"""Path of the JSON price table (``rendered/<env>/apps/ai-prices.json``)."""
+
+
+@dataclass(frozen=True)
+class Price:
+    input_per_1k: float
+    output_per_1k: float
+
+
+class PriceTable:
+    """USD per 1,000 tokens by provider and model; a dated model id matches its family."""
+
+    def __init__(self, prices: dict[str, dict[str, dict[str, float]]]) -> None:
+        self._prices = {provider.lower(): {model.lower(): Price(**p) for model, p in models.items()}
+                        for provider, models in prices.items()}
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> PriceTable:
+        return cls(json.loads(Path(path).read_text()))
+
+    def family(self, provider: str, model: str) -> str | None:
+        """The table's name for ``model``: itself, or the longest name it extends with ``-…``."""
+        model = model.lower()
+        matches = [name for name in self._prices.get(provider.lower(), {})
+                   if model == name or model.startswith(name + "-")]
+        return max(matches, key=len) if matches else None
+
+    def lookup(self, provider: str, model: str) -> Price | None:
+        family = self.family(provider, model)
+        return self._prices[provider.lower()][family] if family else None
+
+    def cost(self, provider: str, model: str, input_tokens: int, output_tokens: int) -> float | None:
+        price = self.lookup(provider, model)
+        if price is None:
+            return None
+        return (input_tokens * price.input_per_1k + output_tokens * price.output_per_1k) / 1000
+
+
+def _attr(span: ReadableSpan, *names: str) -> Any:
+    attributes = span.attributes or {}
+    return next((attributes[n] for n in names if n in attributes), None)
+
+
+class GenAICostProcessor(SpanProcessor):
+    """Records token and cost metrics when a GenAI span with token usage ends."""
+
+    def __init__(self, prices: PriceTable, metrics: TheodoreMetrics | None = None) -> None:
+        self.prices = prices
+        self._metrics = metrics
+
+    def on_end(self, span: ReadableSpan) -> None:
+        input_tokens = _attr(span, "gen_ai.usage.input_tokens")
+        output_tokens = _attr(span, "gen_ai.usage.output_tokens")
+        model = _attr(span, "gen_ai.response.model", "gen_ai.request.model")
+        provider = _attr(span, "gen_ai.provider.name", "gen_ai.system")
+        if model is None or provider is None or (input_tokens is None and output_tokens is None):
+            return
+        input_tokens, output_tokens = int(input_tokens or 0), int(output_tokens or 0)
+        success = span.status.status_code is not StatusCode.ERROR
+        operation = _attr(span, "gen_ai.operation.name") or "unknown"
+        family = self.prices.family(provider, model) or model
+        labels = {"provider": provider, "model": family, "operation": operation, "success": success}
+        metrics = self._metrics or get_metrics()
+        token = otel_context.attach(trace.set_span_in_context(trace.NonRecordingSpan(span.context)))
+        try:
+            metrics.record("theodore_ai_tokens_total", input_tokens, token_type="input", **labels)
+            metrics.record("theodore_ai_tokens_total", output_tokens, token_type="output", **labels)
+            if span.end_time and span.start_time:
+                metrics.record("theodore_ai_operation_duration_seconds",
+                               (span.end_time - span.start_time) / 1e9, **labels)
+            cost = self.prices.cost(provider, model, input_tokens, output_tokens)
+            if cost is not None:
+                metrics.record("theodore_ai_cost_total", cost, **labels)
+            if not success:
+                metrics.record("theodore_errors_total", 1, error_type="ai_operation_failure",
+                               provider=provider, model=family, operation=operation)
+        finally:
+            otel_context.detach(token)
+
+
+def processor_from_env() -> GenAICostProcessor | None:
+    path = os.environ.get(PRICES_ENV)
+    return GenAICostProcessor(PriceTable.from_file(path)) if path else None
