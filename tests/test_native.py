@@ -35,6 +35,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("native")
     spec = load_stack()
     spec["ports"] = {name: port + PORT_OFFSET for name, port in spec["ports"].items()}
+    spec["services"]["theodore-demo"]["port"] += PORT_OFFSET
+    spec["demo"]["upstream_port"] += PORT_OFFSET
     spec_file = root / "stack.yaml"
     spec_file.write_text(yaml.safe_dump(spec))
     env = {"THEODORE_OBS_STATE": str(root / "state"), "SLACK_API_URL": "http://127.0.0.1:9/slack"}
@@ -81,7 +83,8 @@ def eventually(check: Callable[[], Any], timeout: float = 60, every: float = 1.0
 def test_up_reports_every_component_ready(stack: dict[str, Any]) -> None:
     result = stack["up"]
     assert result.returncode == 0, result.stdout + result.stderr
-    for component in ["prometheus", "alertmanager", "loki", "jaeger", "otel-collector", "blackbox"]:
+    for component in ["prometheus", "alertmanager", "loki", "jaeger", "otel-collector", "blackbox",
+                      "theodore-demo"]:
         assert f"ready  {component}" in result.stdout
     assert "all components ready" in result.stdout
 
@@ -118,7 +121,8 @@ def test_blackbox_probes_the_stack_health_endpoints(stack: dict[str, Any]) -> No
 
     values = eventually(probes, timeout=60)
     assert values[url(stack, "loki", "/ready")] == "1"
-    assert values["http://127.0.0.1:8000/healthz"] == "0"  # the demo app is not started here
+    demo_port = stack["spec"]["services"]["theodore-demo"]["port"]
+    assert values[f"http://127.0.0.1:{demo_port}/healthz"] == "1"
 
 
 def test_watchdog_reaches_alertmanager(stack: dict[str, Any]) -> None:
@@ -260,6 +264,64 @@ def test_catalogue_metrics_reach_prometheus_under_their_names_with_exemplars(sta
     assert log["trace_id"] in trace_ids
 
 
+def test_demo_request_is_traced_logged_and_measured_end_to_end(stack: dict[str, Any]) -> None:
+    """One request with a known X-Correlation-ID, followed through Jaeger, Loki and Prometheus."""
+    demo = f"http://127.0.0.1:{stack['spec']['services']['theodore-demo']['port']}"
+    cid = f"e2e-{secrets.token_hex(6)}"
+    planted = {"api_key": "sk-proj-E2EPLANTED0123456789ab", "note": "password=e2e-hunter2"}
+    query = urllib.parse.urlencode({"company": "acme", **planted})
+    request = urllib.request.Request(f"{demo}/research?{query}", headers={"X-Correlation-ID": cid})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        assert response.headers["X-Correlation-ID"] == cid
+
+    def logs() -> list[dict[str, Any]]:
+        params = urllib.parse.urlencode({"query": f'{{service_name="theodore-demo"}} |= "{cid}"',
+                                         "limit": 50, "start": str(time.time_ns() - 600 * 10**9)})
+        streams = get_json(url(stack, "loki", f"/loki/api/v1/query_range?{params}"))["data"]["result"]
+        lines = [json.loads(v[1]) for s in streams for v in s["values"]]
+        return lines if any(line["message"] == "research done" for line in lines) else []
+
+    lines = eventually(logs, timeout=60)
+    assert {line["correlation_id"] for line in lines} == {cid}
+    (trace_id,) = {line["trace_id"] for line in lines}
+    raw = json.dumps(lines)
+    assert "E2EPLANTED" not in raw and "e2e-hunter2" not in raw
+
+    def spans() -> list[Any]:
+        try:
+            return get_json(url(stack, "jaeger_query", f"/api/traces/{trace_id}"))["data"]
+        except urllib.error.HTTPError:
+            return []
+
+    (found,) = eventually(spans, timeout=60)
+    by_name = {s["operationName"]: s for s in found["spans"]}
+    kinds = {name: {t["key"]: t["value"] for t in s["tags"]}.get("span.kind") for name, s in by_name.items()}
+    assert kinds["GET /research"] == "server" and kinds["GET"] == "client"
+    assert kinds["chat gpt-4o-mini"] == "client"
+    assert {p["serviceName"] for p in found["processes"].values()} == {"theodore-demo"}
+    server_tags = {t["key"]: t["value"] for t in by_name["GET /research"]["tags"]}
+    assert server_tags["theodore.correlation_id"] == cid
+
+    for promql in ['theodore_requests_total{job="theodore-demo",endpoint="/research"}',
+                   'theodore_companies_researched_total{job="theodore-demo"}',
+                   'traces_span_metrics_calls_total{service_name="theodore-demo"}',
+                   'theodore_ai_cost_total{job="theodore-demo",model="gpt-4o-mini"}']:
+        assert eventually(lambda q=promql: prom_query(stack, q), timeout=60, every=2), promql
+
+    def cost_exemplars() -> set[str]:
+        params = urllib.parse.urlencode({"query": 'theodore_ai_operation_duration_seconds_bucket{job="theodore-demo"}',
+                                         "start": time.time() - 600, "end": time.time() + 60})
+        series = get_json(url(stack, "prometheus", f"/api/v1/query_exemplars?{params}"))["data"]
+        return {e["labels"]["trace_id"] for s in series for e in s["exemplars"] if "trace_id" in e["labels"]}
+
+    # The load generator keeps calling too, so the newest exemplar per bucket may be another
+    # request's: each one must lead to a trace whose AI span it measured.
+    exemplar_trace = min(eventually(cost_exemplars, timeout=60, every=2))
+    (linked,) = get_json(url(stack, "jaeger_query", f"/api/traces/{exemplar_trace}"))["data"]
+    assert any(s["operationName"].startswith("chat ") for s in linked["spans"])
+
+
 def test_up_twice_is_safe(stack: dict[str, Any]) -> None:
     pid = supervisord_pid(stack["state"])
     result = run_cli("up", "--spec", str(stack["spec_file"]), env=stack["env"])
@@ -271,11 +333,12 @@ def test_up_twice_is_safe(stack: dict[str, Any]) -> None:
 def test_down_leaves_nothing_running(stack: dict[str, Any]) -> None:
     state = stack["state"]
     pids = [supervisord_pid(state), *(p["pid"] for p in process_info(state))]
-    assert len(pids) == 7 and all(pids)
+    assert len(pids) == 10 and all(pids)  # supervisord, 6 components, demo, its upstreams, load
     result = run_cli("down", env=stack["env"])
     assert result.returncode == 0, result.stderr
     assert not [p for p in pids if _alive(p)]
-    for port in stack["spec"]["ports"].values():
+    demo_ports = [stack["spec"]["services"]["theodore-demo"]["port"], stack["spec"]["demo"]["upstream_port"]]
+    for port in [*stack["spec"]["ports"].values(), *demo_ports]:
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
     assert "not running" in run_cli("down", env=stack["env"]).stdout

@@ -13,7 +13,10 @@ from theodore_obs.telemetry import (
     correlation_scope,
     current_correlation_id,
 )
-from theodore_obs.telemetry.correlation import SPAN_ATTRIBUTE
+from theodore_obs.telemetry.correlation import (
+    SPAN_ATTRIBUTE,
+    CorrelationIdSpanProcessor,
+)
 
 
 def _wsgi_app(seen: list):
@@ -75,6 +78,18 @@ def test_asgi_echoes_and_binds() -> None:
     asyncio.run(CorrelationIdASGIMiddleware(app)(scope, receive, send))
     assert seen == ["from-client"]
     assert sent[0]["headers"] == [(b"x-correlation-id", b"from-client")]
+
+
+def test_spans_started_inside_the_scope_are_tagged() -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(CorrelationIdSpanProcessor())
+    tracer = provider.get_tracer("t")
+    with correlation_scope("inner-cid"), tracer.start_as_current_span("server") as span:
+        pass
+    with tracer.start_as_current_span("outside") as outside:
+        pass
+    assert span.attributes[SPAN_ATTRIBUTE] == "inner-cid"
+    assert SPAN_ATTRIBUTE not in outside.attributes
 
 
 def test_scope_sets_the_span_attribute_and_falls_back_to_baggage() -> None:

@@ -11,7 +11,7 @@ import click
 
 from . import native
 from .bench import report_up
-from .endpoints import probe_all, stack_endpoints
+from .endpoints import probe_all, service_endpoints, stack_endpoints
 from .paths import rendered_root, repo_root, state_root
 from .render import COMPOSE, render_files, write_tree
 from .spec import SpecError, environments, load_spec
@@ -131,7 +131,7 @@ def status(env: str, fmt: str, spec_path: Path | None) -> None:
         spec = load_spec(env, spec_path)
     except SpecError as exc:
         _fail(str(exc), EXIT_BAD_SPEC)
-    results = probe_all(stack_endpoints(spec.data))
+    results = probe_all(stack_endpoints(spec.data) + service_endpoints(spec.data))
     if fmt == "json":
         click.echo(json.dumps({"components": [h.as_dict() for h in results],
                                "healthy": all(h.healthy for h in results)}, indent=2))

@@ -10,6 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .render import observed_services
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -43,6 +45,12 @@ def stack_endpoints(spec: dict[str, Any], host: str = "127.0.0.1") -> list[Endpo
         Endpoint("otel-collector", f"http://{host}:{p['collector_health']}/"),
         Endpoint("blackbox", f"http://{host}:{p['blackbox']}/-/healthy"),
     ]
+
+
+def service_endpoints(spec: dict[str, Any], host: str = "127.0.0.1") -> list[Endpoint]:
+    """Each observed app's health endpoint (the demo service when it runs)."""
+    return [Endpoint(name, f"http://{host}:{svc['port']}{svc['health_path']}")
+            for name, svc in observed_services(spec).items()]
 
 
 def _get(url: str, timeout: float) -> tuple[int, bytes]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from .endpoints import Endpoint, Health, probe, stack_endpoints
+from .endpoints import Endpoint, Health, probe, service_endpoints, stack_endpoints
 from .paths import state_root
 from .render import (
     alertmanager_flags,
@@ -73,6 +73,36 @@ class State:
         return self.logs / f"{component}.log"
 
 
+def demo_programs(spec: dict[str, Any], state: State,
+                  environment: str = "local") -> dict[str, tuple[list[str], dict[str, str]]]:
+    """The demo service under ``opentelemetry-instrument``, its upstreams and its load."""
+    demo = spec["demo"]
+    if not demo["enabled"]:
+        return {}
+    python = sys.executable
+    bin_dir = Path(python).parent
+    port = spec["services"][demo["service"]]["port"]
+    upstream = f"http://127.0.0.1:{demo['upstream_port']}"
+    app_env = {
+        "OTEL_SERVICE_NAME": demo["service"],
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{spec['ports']['otlp_http']}",
+        "THEODORE_ENVIRONMENT": environment,
+        "THEODORE_AI_PRICES_FILE": str(state.config / "apps" / "ai-prices.json"),
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+    }
+    found = {
+        "demo-upstreams": ([python, "-m", "theodore_obs.demo.upstreams",
+                            f"--port={demo['upstream_port']}"], {}),
+        demo["service"]: ([str(bin_dir / "opentelemetry-instrument"), python, "-m", "theodore_obs.demo.app",
+                           f"--port={port}", f"--upstream={upstream}", f"--model={demo['model']}",
+                           f"--store={state.data(demo['service']) / 'research.db'}"], app_env),
+    }
+    if demo["load_rps"] > 0:
+        found["demo-load"] = ([python, "-m", "theodore_obs.demo.loadgen", f"--target=http://127.0.0.1:{port}",
+                               f"--rps={demo['load_rps']}"], {})
+    return found
+
+
 def programs(spec: dict[str, Any], state: State) -> dict[str, list[str]]:
     """The command line of each component, reading the configs rendered for this runtime."""
     cfg, runtime = state.config, native_runtime(state.root)
@@ -97,7 +127,7 @@ def _quote(arg: str) -> str:
     return "'" + arg.replace("'", "'\"'\"'") + "'" if any(c in arg for c in " \"'%;") else arg
 
 
-def supervisor_config(spec: dict[str, Any], state: State) -> str:
+def supervisor_config(spec: dict[str, Any], state: State, environment: str = "local") -> str:
     conf = configparser.RawConfigParser()
     conf["unix_http_server"] = {"file": str(state.socket), "chmod": "0700"}
     conf["supervisord"] = {
@@ -107,7 +137,9 @@ def supervisor_config(spec: dict[str, Any], state: State) -> str:
     conf["rpcinterface:supervisor"] = {
         "supervisor.rpcinterface_factory": "supervisor.rpcinterface:make_main_rpcinterface"}
     conf["supervisorctl"] = {"serverurl": f"unix://{state.socket}"}
-    for name, argv in programs(spec, state).items():
+    everything = {name: (argv, {}) for name, argv in programs(spec, state).items()}
+    everything.update(demo_programs(spec, state, environment))
+    for name, (argv, env) in everything.items():
         conf[f"program:{name}"] = {
             "command": " ".join(_quote(a) for a in argv).replace("%", "%%"),
             "directory": str(state.data(name)),
@@ -117,6 +149,9 @@ def supervisor_config(spec: dict[str, Any], state: State) -> str:
             "redirect_stderr": "true", "stdout_logfile": str(state.log(name)),
             "stdout_logfile_maxbytes": "20MB", "stdout_logfile_backups": "2",
         }
+        if env:
+            conf[f"program:{name}"]["environment"] = ",".join(
+                f'{k}="{v}"' for k, v in env.items()).replace("%", "%%")
     out = io.StringIO()
     conf.write(out)
     return out.getvalue()
@@ -168,10 +203,10 @@ def write_secrets(spec: dict[str, Any], state: State) -> list[str]:
 def prepare(spec: Spec, state: State) -> None:
     """Render this runtime's configs and the supervisor config into the state directory."""
     write_tree(render_files(spec, native_runtime(state.root)), state.config)
-    for component in programs(spec.data, state):
+    for component in [*programs(spec.data, state), *demo_programs(spec.data, state)]:
         state.data(component).mkdir(parents=True, exist_ok=True)
     state.logs.mkdir(parents=True, exist_ok=True)
-    state.supervisor_conf.write_text(supervisor_config(spec.data, state))
+    state.supervisor_conf.write_text(supervisor_config(spec.data, state, spec.environment))
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -184,7 +219,8 @@ def _tail(path: Path, lines: int = 15) -> str:
 def wait_ready(spec: Spec, state: State, timeout: float, say: Any = print) -> list[Health]:
     """Poll every readiness endpoint, printing each component as it becomes ready."""
     start = time.monotonic()
-    pending: dict[str, Endpoint] = {e.component: e for e in stack_endpoints(spec.data)}
+    endpoints = stack_endpoints(spec.data) + service_endpoints(spec.data)
+    pending: dict[str, Endpoint] = {e.component: e for e in endpoints}
     ready: list[Health] = []
     last: dict[str, Health] = {}
     next_note = start + 3.0
@@ -227,7 +263,8 @@ def up(spec: Spec, state: State | None = None, timeout: float = 90.0, say: Any =
         if missing:
             say(f"  note: {', '.join(missing)} not set: those alert receivers cannot deliver")
         prepare(spec, state)
-        say(f"starting {len(programs(spec.data, state))} components "
+        count = len(programs(spec.data, state)) + len(demo_programs(spec.data, state))
+        say(f"starting {count} programs "
             f"(environment {spec.environment}, state {state.root})")
         proc = subprocess.run([sys.executable, "-m", "supervisor.supervisord",
                                "-c", str(state.supervisor_conf)],

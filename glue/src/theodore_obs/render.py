@@ -117,8 +117,15 @@ def health_endpoints(spec: dict[str, Any], runtime: Runtime) -> list[str]:
     if not runtime.native:
         urls.append(f"http://{h('grafana')}:{p['grafana']}/api/health")
     urls += [f"http://{runtime.service_host(name, spec)}:{svc['port']}{svc['health_path']}"
-             for name, svc in spec["services"].items()]
+             for name, svc in observed_services(spec).items()]
     return urls
+
+
+def observed_services(spec: dict[str, Any]) -> dict[str, Any]:
+    """The services that run in this environment: all but a disabled demo."""
+    demo = spec["demo"]
+    return {name: svc for name, svc in spec["services"].items()
+            if demo["enabled"] or name != demo["service"]}
 
 
 def context(spec: Spec, runtime: Runtime) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 The ASGI and WSGI middlewares read the ``X-Correlation-ID`` header (name configurable), fall
 back to the ``correlation_id`` baggage entry an upstream service propagated, and otherwise
 create a UUID4. While the request runs, the ID is in a context variable (logs pick it up),
-on the active span as ``theodore.correlation_id``, and in baggage so instrumented HTTP
-clients carry it downstream; the response echoes it in the same header.
+on every span started meanwhile as ``theodore.correlation_id`` (and on the span already
+active), and in baggage so instrumented HTTP clients carry it downstream; the response echoes
+it in the same header.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
+from opentelemetry.sdk.trace import Span, SpanProcessor
 
 DEFAULT_HEADER = "X-Correlation-ID"
 BAGGAGE_KEY = "correlation_id"
@@ -45,6 +47,17 @@ def correlation_scope(correlation_id: str | None = None) -> Iterator[str]:
     finally:
         otel_context.detach(otel_token)
         _correlation_id.reset(token)
+
+
+class CorrelationIdSpanProcessor(SpanProcessor):
+    """Tags every span started under a correlation ID with it, including the server span a
+    framework instrumentation opens inside the middleware (the ``theodore`` configurator adds it).
+    """
+
+    def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
+        correlation_id = _correlation_id.get()
+        if correlation_id:
+            span.set_attribute(SPAN_ATTRIBUTE, correlation_id)
 
 
 class CorrelationIdASGIMiddleware:

@@ -15,6 +15,7 @@ from opentelemetry.instrumentation.distro import BaseDistro
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 
 from .ai_cost import processor_from_env
+from .correlation import CorrelationIdSpanProcessor
 from .logs import configure_logging
 
 DEFAULTS = {
@@ -64,7 +65,9 @@ class TheodoreConfigurator(_OTelSDKConfigurator):
     def _configure(self, **kwargs: object) -> None:
         super()._configure(**kwargs)
         configure_logging()
-        cost = processor_from_env()
         provider = trace.get_tracer_provider()
-        if cost is not None and hasattr(provider, "add_span_processor"):
-            provider.add_span_processor(cost)
+        if hasattr(provider, "add_span_processor"):
+            provider.add_span_processor(CorrelationIdSpanProcessor())
+            cost = processor_from_env()
+            if cost is not None:
+                provider.add_span_processor(cost)
