@@ -48,7 +48,7 @@ def test_compose_stack_becomes_healthy(compose_stack) -> None:
 
 @pytest.mark.parametrize(("port", "path"), [(9090, "/-/ready"), (9093, "/-/ready"), (3100, "/ready"),
                                             (16686, "/api/services"), (13133, "/"), (9115, "/-/healthy"),
-                                            (3000, "/api/health")])
+                                            (3000, "/api/health"), (8000, "/readyz")])
 def test_compose_component_answers(compose_stack, port: int, path: str) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
         assert response.status == 200

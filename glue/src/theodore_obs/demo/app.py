@@ -83,12 +83,13 @@ def create_app(upstream: str, store: Path, model: str) -> Flask:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 inside a container")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--upstream", default="http://127.0.0.1:8001")
     parser.add_argument("--store", type=Path, default=Path("research.db"))
     parser.add_argument("--model", default="gpt-4o-mini")
     args = parser.parse_args()
-    create_app(args.upstream, args.store, args.model).run(host="127.0.0.1", port=args.port, threaded=True)
+    create_app(args.upstream, args.store, args.model).run(host=args.host, port=args.port, threaded=True)
 
 
 if __name__ == "__main__":
