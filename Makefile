@@ -56,8 +56,8 @@ down: deps ## Stop what `make up` started
 status: deps ## Health of each component
 	$(OBS) status --env $(ENV)
 
-bench: tools ## Measured figures: native `up` to all-healthy (median of 3 cold starts)
-	$(OBS) bench-up --runs 3
+bench: tools ## Measured figures: up time, log call cost, request overhead, span export rate
+	$(OBS) bench --runs 3 --out bench-results.txt
 
 clean: down ## Stop the stack and remove its state (keeps the tool cache)
 	rm -rf $${THEODORE_OBS_STATE:-$$HOME/.cache/theodore-obs/state}

@@ -1,13 +1,42 @@
-"""Benchmarks (``make bench``): measured figures, never timed tests."""
+"""Benchmarks (``make bench``): measured figures, never timed tests.
+
+- ``up``: native ``up`` until every component is ready, on fresh state;
+- ``log``: one log call through our pipeline vs bare structlog JSON vs stdlib logging;
+- ``request``: the demo service under ``opentelemetry-instrument`` vs the same app bare;
+- ``spans``: spans per second one process exports to the collector over OTLP/HTTP.
+The last two run against a native stack started here on fresh state (default ports).
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import structlog
+from opentelemetry import trace
+from opentelemetry._logs import set_logger_provider
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.trace import TracerProvider
 
 from . import native
-from .spec import load_spec
+from .spec import Spec, load_spec
+from .telemetry.logs import configure_logging
+
+
+def _percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def time_to_healthy(runs: int = 3, env: str = "local") -> list[float]:
@@ -30,3 +59,183 @@ def report_up(runs: int) -> str:
     results = time_to_healthy(runs)
     return (f"native `up` to all-healthy, {runs} runs on fresh state: median "
             f"{statistics.median(results):.2f}s (min {min(results):.2f}s, max {max(results):.2f}s)")
+
+
+class _Discard(LogRecordExporter):
+    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+def _per_call_us(call: Callable[[], None], calls: int, batch: int = 100) -> float:
+    """Median microseconds per call, over batches of ``batch`` calls."""
+    samples = []
+    for _ in range(calls // batch):
+        start = time.perf_counter()
+        for _ in range(batch):
+            call()
+        samples.append((time.perf_counter() - start) / batch * 1e6)
+    return statistics.median(samples)
+
+
+def log_call_costs(calls: int = 20_000) -> dict[str, float]:
+    """Median µs per log call, inside an active span, writing to /dev/null."""
+    sink = open(os.devnull, "w")  # noqa: SIM115 (kept open for the whole benchmark)
+    span = TracerProvider().get_tracer("bench").start_span("bench")
+    fields = {"company": "acme", "api_key": "sk-proj-abcdefghijklmnopqrstuv", "pages": 3}
+    results = {}
+    with _active(span):
+        provider = LoggerProvider()
+        provider.add_log_record_processor(BatchLogRecordProcessor(_Discard()))
+        set_logger_provider(provider)
+        configure_logging(service="bench", environment="bench", otlp=True, stream=sink)
+        ours = structlog.get_logger("bench")
+        results["ours (structlog → redact → JSON, stdout + OTLP)"] = _per_call_us(
+            lambda: ours.info("researched company", **fields), calls)
+
+        structlog.configure(processors=[structlog.processors.add_log_level,
+                                        structlog.processors.TimeStamper(fmt="iso"),
+                                        structlog.processors.JSONRenderer()],
+                            logger_factory=structlog.PrintLoggerFactory(sink),
+                            cache_logger_on_first_use=True)
+        bare = structlog.get_logger("bench")
+        results["bare structlog JSON"] = _per_call_us(
+            lambda: bare.info("researched company", **fields), calls)
+
+        stdlib = logging.getLogger("bench.stdlib")
+        stdlib.propagate = False
+        handler = logging.StreamHandler(sink)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        stdlib.addHandler(handler)
+        results["stdlib logging (plain text)"] = _per_call_us(
+            lambda: stdlib.info("researched company %s", "acme"), calls)
+    structlog.reset_defaults()
+    return results
+
+
+@contextmanager
+def _active(span: Any) -> Iterator[None]:
+    with trace.use_span(span, end_on_exit=True):
+        yield
+
+
+@contextmanager
+def _bench_stack(env: str = "local") -> Iterator[tuple[Spec, native.State]]:
+    spec = load_spec(env)
+    spec.data["demo"]["load_rps"] = 0
+    with tempfile.TemporaryDirectory(prefix="bench-stack-") as tmp:
+        state = native.State(Path(tmp))
+        native.up(spec, state, say=lambda *_: None)
+        try:
+            yield spec, state
+        finally:
+            native.down(state, say=lambda *_: None)
+
+
+def _latencies(url: str, requests_count: int, warmup: int = 30) -> list[float]:
+    for _ in range(warmup):
+        urllib.request.urlopen(url, timeout=10).read()  # noqa: S310 (loopback)
+    samples = []
+    for _ in range(requests_count):
+        start = time.perf_counter()
+        urllib.request.urlopen(url, timeout=10).read()  # noqa: S310 (loopback)
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def request_overhead(spec: Spec, state: native.State,
+                     requests_count: int = 300) -> dict[str, dict[str, float]]:
+    """Sequential requests to the instrumented demo (from the stack) and to a bare copy."""
+    demo = spec.data["demo"]
+    port = spec.data["services"][demo["service"]]["port"]
+    bare_port = port + 100
+    bare = subprocess.Popen([sys.executable, "-m", "theodore_obs.demo.app", f"--port={bare_port}",
+                             f"--upstream=http://127.0.0.1:{demo['upstream_port']}",
+                             f"--store={state.root / 'bare.db'}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={k: v for k, v in os.environ.items() if not k.startswith("OTEL_")})
+    try:
+        _wait_http(f"http://127.0.0.1:{bare_port}/healthz")
+        results = {}
+        for name, target in [("instrumented", port), ("bare", bare_port)]:
+            samples = _latencies(f"http://127.0.0.1:{target}/research?company=acme", requests_count)
+            results[name] = {"p50_ms": _percentile(samples, 0.5), "p99_ms": _percentile(samples, 0.99),
+                             "rps": 1000 / statistics.mean(samples)}
+        return results
+    finally:
+        bare.terminate()
+        bare.wait(10)
+
+
+def _wait_http(url: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()  # noqa: S310 (loopback)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
+
+
+SPAN_EXPORT_SCRIPT = """
+import sys, time
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+class Counting(OTLPSpanExporter):
+    exported = 0
+    def export(self, spans):
+        result = super().export(spans)
+        if result is SpanExportResult.SUCCESS:
+            Counting.exported += len(spans)
+        return result
+
+provider = TracerProvider()
+provider.add_span_processor(BatchSpanProcessor(Counting(endpoint=sys.argv[1]), max_queue_size=65536,
+                                               max_export_batch_size=2048, schedule_delay_millis=200))
+tracer = provider.get_tracer("bench")
+start, seconds = time.perf_counter(), float(sys.argv[2])
+while time.perf_counter() - start < seconds:
+    with tracer.start_as_current_span("op", attributes={"k": "v"}):
+        pass
+provider.shutdown()
+print(Counting.exported / (time.perf_counter() - start))
+"""
+
+
+def spans_per_second(spec: Spec, seconds: float = 5.0) -> float:
+    """Spans one process creates and gets accepted by the collector per second."""
+    endpoint = f"http://127.0.0.1:{spec.data['ports']['otlp_http']}/v1/traces"
+    out = subprocess.run([sys.executable, "-c", SPAN_EXPORT_SCRIPT, endpoint, str(seconds)],
+                         capture_output=True, text=True, timeout=seconds + 60, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def report_all(runs: int) -> str:
+    lines = [report_up(runs), "", "log call, median µs (20,000 calls, inside a span):"]
+    costs = log_call_costs()
+    for name, micros in costs.items():
+        lines.append(f"  {name:<52} {micros:6.2f} µs")
+    ours, bare = list(costs.values())[:2]
+    lines.append(f"  ours / bare structlog = {ours / bare:.2f}x")
+    with _bench_stack() as (spec, state):
+        overhead = request_overhead(spec, state)
+        lines += ["", "demo request (sequential, 300 after 30 warm-up):"]
+        for name, figures in overhead.items():
+            lines.append(f"  {name:<13} p50 {figures['p50_ms']:6.2f} ms  p99 {figures['p99_ms']:6.2f} ms  "
+                         f"{figures['rps']:6.1f} req/s")
+        added = (overhead["instrumented"]["p50_ms"] - overhead["bare"]["p50_ms"]) * 1000
+        cut = 1 - overhead["instrumented"]["rps"] / overhead["bare"]["rps"]
+        lines.append(f"  instrumentation adds {added:.0f} µs at p50; throughput {cut:.0%} lower")
+        lines += ["", f"spans exported by one process: {spans_per_second(spec):,.0f} spans/s"]
+    return "\n".join(lines)
+
+
+__all__ = ["log_call_costs", "report_all", "report_up", "request_overhead", "spans_per_second"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from . import native
-from .bench import report_up
+from .bench import report_all, report_up
 from .endpoints import probe_all, service_endpoints, stack_endpoints
 from .paths import rendered_root, repo_root, state_root
 from .render import COMPOSE, render_files, write_tree
@@ -113,6 +113,20 @@ def bench_up(runs: int) -> None:
         click.echo(report_up(runs))
     except (native.NativeError, ToolError) as exc:
         _fail(str(exc))
+
+
+@main.command("bench")
+@click.option("--runs", default=3, show_default=True, help="Cold starts to time for `up`.")
+@click.option("--out", type=click.Path(path_type=Path), help="Also write the report to this file.")
+def bench(runs: int, out: Path | None) -> None:
+    """All benchmarks: up, log call, request overhead, span export (stack must be down)."""
+    try:
+        report = report_all(runs)
+    except (native.NativeError, ToolError) as exc:
+        _fail(str(exc))
+    click.echo(report)
+    if out:
+        out.write_text(f"$ theodore-obs bench --runs {runs}\n{report}\n")
 
 
 @main.command()

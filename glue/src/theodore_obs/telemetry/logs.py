@@ -1,16 +1,20 @@
 """JSON logs for structlog and stdlib logging alike: trace-correlated, redacted, sent over OTLP.
 
-One processor chain serves both: structlog loggers run it before handing the event to stdlib,
-stdlib records (a third-party library's ``logging.getLogger(__name__)``) run it as the
-``foreign_pre_chain`` of the formatter. Every handler gets the same redacted JSON line: stdout
-for humans and ``docker logs``, and the OTLP handler whose body Loki stores.
+One processor chain serves both. structlog events run it and then ``JSONLineEmitter``, which
+renders the line once, hands it to the OpenTelemetry logger provider and returns it for stdout:
+no stdlib ``LogRecord`` is built on that hot path. Stdlib records (a third-party library's
+``logging.getLogger(__name__)``) run the same chain as the ``foreign_pre_chain`` of the root
+handlers' formatter. Either way stdout and Loki get the same redacted JSON line.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 import structlog
@@ -40,6 +44,11 @@ COMPONENT_LEVELS_ENV = "THEODORE_LOG_LEVELS"
 _SEVERITY = {TRACE: SeverityNumber.TRACE, logging.DEBUG: SeverityNumber.DEBUG,
              logging.INFO: SeverityNumber.INFO, logging.WARNING: SeverityNumber.WARN,
              logging.ERROR: SeverityNumber.ERROR, logging.CRITICAL: SeverityNumber.FATAL}
+_SEVERITY_TEXT = {TRACE: "TRACE", logging.DEBUG: "DEBUG", logging.INFO: "INFO",
+                  logging.WARNING: "WARN", logging.ERROR: "ERROR", logging.CRITICAL: "FATAL"}
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+           "warn": logging.WARNING, "error": logging.ERROR, "exception": logging.ERROR,
+           "critical": logging.CRITICAL, "fatal": logging.CRITICAL}
 
 
 def add_trace_context(logger: object, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -70,12 +79,71 @@ class AddService:
         return event_dict
 
 
+def _otlp_attributes(event_dict: dict[str, Any]) -> dict[str, str] | None:
+    return {k: str(event_dict[k]) for k in OTLP_ATTRIBUTES if k in event_dict} or None
+
+
 def _keep_otlp_attributes(logger: object, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """Stash the fields the OTLP handler sends as attributes on the stdlib record."""
     record = event_dict.get("_record")
     if record is not None:
-        record.theodore_attributes = {k: str(event_dict[k]) for k in OTLP_ATTRIBUTES if k in event_dict}
+        record.theodore_attributes = _otlp_attributes(event_dict)
     return event_dict
+
+
+@functools.lru_cache(maxsize=1024)
+def _otel_logger(provider: Any, name: str) -> Any:
+    return provider.get_logger(name)
+
+
+def emit_otlp(logger_name: str, levelno: int, line: str, attributes: dict[str, str] | None,
+              timestamp_ns: int) -> None:
+    """One JSON line to the OpenTelemetry logs pipeline, in the current trace context."""
+    _otel_logger(get_logger_provider(), logger_name).emit(
+        timestamp=timestamp_ns,
+        context=otel_context.get_current(),
+        severity_number=_SEVERITY.get(levelno, SeverityNumber.INFO),
+        severity_text=_SEVERITY_TEXT.get(levelno, "INFO"),
+        body=line,
+        attributes=attributes,
+    )
+
+
+class JSONLineEmitter:
+    """Last processor of structlog events: render the JSON line, send it over OTLP, return it."""
+
+    def __init__(self, otlp: bool) -> None:
+        self.otlp = otlp
+        self._dumps = json.JSONEncoder(default=repr).encode
+
+    def __call__(self, logger: Any, method: str, event_dict: dict[str, Any]) -> str:
+        line = self._dumps(event_dict)
+        name = event_dict.get("logger", "")
+        if self.otlp and not name.startswith("opentelemetry"):
+            emit_otlp(name, _LEVELS.get(method, logging.INFO), line, _otlp_attributes(event_dict),
+                      time.time_ns())
+        return line
+
+
+class _NamedWriteLogger(structlog.WriteLogger):
+    """structlog's plain writer, carrying the name ``add_logger_name`` reads."""
+
+    def __init__(self, file: Any, name: str) -> None:
+        super().__init__(file)
+        self.name = name
+
+
+class ComponentLevels:
+    """Drops events below the level configured for their logger (``THEODORE_LOG_LEVELS``)."""
+
+    def __init__(self, levels: dict[str, int]) -> None:
+        self.levels = levels
+
+    def __call__(self, logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        minimum = self.levels.get(getattr(logger, "name", ""))
+        if minimum is not None and _LEVELS.get(method, logging.INFO) < minimum:
+            raise structlog.DropEvent
+        return event_dict
 
 
 def shared_processors(service: str, environment: str, redactor: Redactor) -> list[Any]:
@@ -129,16 +197,8 @@ class OTLPLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record)
-            logger = get_logger_provider().get_logger(record.name)
-            logger.emit(
-                timestamp=int(record.created * 1e9),
-                context=otel_context.get_current(),
-                severity_number=_SEVERITY.get(record.levelno, SeverityNumber.INFO),
-                severity_text="WARN" if record.levelname == "WARNING" else record.levelname,
-                body=line,
-                attributes=getattr(record, "theodore_attributes", None) or None,
-            )
+            emit_otlp(record.name, record.levelno, self.format(record),
+                      getattr(record, "theodore_attributes", None), int(record.created * 1e9))
         except Exception:
             self.handleError(record)
 
@@ -176,16 +236,18 @@ def configure_logging(service: str | None = None, environment: str | None = None
         handler.setFormatter(formatter)
         handler.theodore = True
         root.addHandler(handler)
-    root.setLevel(logging.getLevelName(os.environ.get(LOG_LEVEL_ENV, "INFO").upper()))
-    for name, level in _levels_from_env().items():
-        logging.getLogger(name).setLevel(level)
+    level = logging.getLevelName(os.environ.get(LOG_LEVEL_ENV, "INFO").upper())
+    root.setLevel(level)
+    component_levels = _levels_from_env()
+    for name, component_level in component_levels.items():
+        logging.getLogger(name).setLevel(component_level)
 
+    out = stream or sys.stdout
     structlog.configure(
-        processors=[structlog.stdlib.filter_by_level,
-                    *shared_processors(service, environment, redactor),
-                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*([ComponentLevels(component_levels)] if component_levels else []),
+                    *shared_processors(service, environment, redactor), JSONLineEmitter(otlp)],
+        logger_factory=lambda *args: _NamedWriteLogger(out, args[0] if args else "root"),
+        wrapper_class=structlog.make_filtering_bound_logger(max(level, logging.DEBUG)),
         cache_logger_on_first_use=True,
     )
 

@@ -29,20 +29,29 @@ ALWAYS_SECRET = frozenset({"password", "passwords", "passwd", "secret", "secrets
 
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
-VALUE_PATTERNS = (
-    re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"),   # JWT
-    re.compile(r"\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}"),                          # OpenAI / Anthropic
-    re.compile(r"\bAKIA[0-9A-Z]{16}\b"),                                            # AWS access key id
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),                                  # GitHub token
-    re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),                                 # Slack token
-    re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"),                                       # Google API key
-    re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"),                                 # user:pass@ in URLs
-)
+SECRET_SHAPES = re.compile("|".join(f"(?:{shape})" for shape in (
+    r"\b(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}",
+    r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}",   # JWT
+    r"\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}",                          # OpenAI / Anthropic
+    r"\bAKIA[0-9A-Z]{16}\b",                                            # AWS access key id
+    r"\bgh[pousr]_[A-Za-z0-9]{30,}\b",                                  # GitHub token
+    r"\bxox[abposr]-[A-Za-z0-9-]{10,}",                                 # Slack token
+    r"\bAIza[0-9A-Za-z_-]{35}\b",                                       # Google API key
+    r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)",                                 # user:pass@ in URLs
+)))
+"""Every value shape that is a secret wherever it appears, as one pattern (one pass a string)."""
 
 NAMED_VALUE = re.compile(
     r"(?i)\b(password|passwd|secret|token|api_key|apikey|authorization)([=:]\s*)[^\s,;&\"']+")
 """`password=hunter2`, `token: abc` written into a message: the name stays, the value goes."""
+
+
+SHORTEST_SECRET = 7
+"""No shape above matches a shorter string (``token:x``), so shorter ones skip the regexes."""
+
+OWN_FIELDS = frozenset({"timestamp", "level", "logger", "trace_id", "span_id", "service",
+                        "environment", "category", "component", "correlation_id"})
+"""Fields our own processors fill; their values are never secrets, so they are not scanned."""
 
 
 def words(key: str) -> list[str]:
@@ -55,8 +64,16 @@ class Redactor:
     def __init__(self, sensitive_keys: Iterable[str] = DEFAULT_SENSITIVE_KEYS) -> None:
         self.single = {k for k in sensitive_keys if len(words(k)) == 1}
         self.compound = {tuple(words(k)) for k in sensitive_keys if len(words(k)) > 1}
+        self._verdicts: dict[str, bool] = {}
 
     def is_sensitive(self, key: str) -> bool:
+        """Whether ``key`` names a secret; remembered per key (a service logs few distinct keys)."""
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self._verdicts[key] = self._judge(key)
+        return verdict
+
+    def _judge(self, key: str) -> bool:
         parts = words(key)
         if not parts:
             return False
@@ -65,9 +82,9 @@ class Redactor:
         return any(tuple(parts[-len(c):]) == c for c in self.compound)
 
     def text(self, value: str) -> str:
-        for pattern in VALUE_PATTERNS:
-            value = pattern.sub(REDACTED, value)
-        return NAMED_VALUE.sub(rf"\1\2{REDACTED}", value)
+        if len(value) < SHORTEST_SECRET:
+            return value
+        return NAMED_VALUE.sub(rf"\1\2{REDACTED}", SECRET_SHAPES.sub(REDACTED, value))
 
     def value(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -81,4 +98,5 @@ class Redactor:
 
     def __call__(self, logger: object, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         """structlog processor: redact every field of the event, the message included."""
-        return self.value(event_dict)
+        return {k: v if k in OWN_FIELDS else REDACTED if self.is_sensitive(k) else self.value(v)
+                for k, v in event_dict.items()}
