@@ -12,7 +12,7 @@ import click
 from . import native
 from .bench import report_all, report_up
 from .endpoints import probe_all, service_endpoints, stack_endpoints
-from .paths import rendered_root, repo_root, state_root
+from .paths import rendered_root
 from .render import COMPOSE, render_files, write_tree
 from .spec import SpecError, environments, load_spec
 from .tools import ToolError, ensure_tools
@@ -159,4 +159,4 @@ def status(env: str, fmt: str, spec_path: Path | None) -> None:
         sys.exit(1)
 
 
-__all__ = ["main", "repo_root", "state_root"]
+__all__ = ["main"]

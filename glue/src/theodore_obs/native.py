@@ -219,7 +219,9 @@ def _tail(path: Path, lines: int = 15) -> str:
 def wait_ready(spec: Spec, state: State, timeout: float, say: Any = print) -> list[Health]:
     """Poll every readiness endpoint, printing each component as it becomes ready."""
     start = time.monotonic()
-    endpoints = stack_endpoints(spec.data) + service_endpoints(spec.data)
+    started_apps = demo_programs(spec.data, state)
+    endpoints = stack_endpoints(spec.data) + [e for e in service_endpoints(spec.data)
+                                              if e.component in started_apps]
     pending: dict[str, Endpoint] = {e.component: e for e in endpoints}
     ready: list[Health] = []
     last: dict[str, Health] = {}
