@@ -194,17 +194,22 @@ def test_collector_delivers_traces_logs_and_span_metrics(stack: dict[str, Any]) 
     assert series["metric"]["status_code"] == "STATUS_CODE_ERROR"
 
 
-def test_unmodified_stdlib_app_gets_correlated_redacted_logs(stack: dict[str, Any]) -> None:
-    """`opentelemetry-instrument python app.py`: JSON logs in Loki with trace ids, no secrets."""
-    service, marker = f"plain-app-{secrets.token_hex(3)}", secrets.token_hex(6)
+def _instrumented(stack: dict[str, Any], app: str, service: str, *args: str) -> list[dict[str, Any]]:
+    """Run tests/fixtures/APP under `opentelemetry-instrument`; return its JSON log lines."""
     env = {**os.environ, "OTEL_SERVICE_NAME": service,
            "OTEL_EXPORTER_OTLP_ENDPOINT": url(stack, "otlp_http", ""),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    app = Path(__file__).parent / "fixtures" / "plain_app.py"
-    run = subprocess.run(["opentelemetry-instrument", sys.executable, str(app), marker], env=env,
+    path = Path(__file__).parent / "fixtures" / app
+    run = subprocess.run(["opentelemetry-instrument", sys.executable, str(path), *args], env=env,
                          capture_output=True, text=True, timeout=60, check=False)
     assert run.returncode == 0, run.stderr
-    stdout = [json.loads(line) for line in run.stdout.splitlines()]
+    return [json.loads(line) for line in run.stdout.splitlines()]
+
+
+def test_unmodified_stdlib_app_gets_correlated_redacted_logs(stack: dict[str, Any]) -> None:
+    """`opentelemetry-instrument python app.py`: JSON logs in Loki with trace ids, no secrets."""
+    service, marker = f"plain-app-{secrets.token_hex(3)}", secrets.token_hex(6)
+    stdout = _instrumented(stack, "plain_app.py", service, marker)
     assert [r["level"] for r in stdout if marker in r["message"]] == ["info", "error"]
 
     def loki_lines() -> list[dict[str, Any]]:
@@ -225,18 +230,6 @@ def test_unmodified_stdlib_app_gets_correlated_redacted_logs(stack: dict[str, An
     found = eventually(lambda: get_json(url(stack, "jaeger_query", f"/api/traces/{trace_id}"))["data"],
                        timeout=60)
     assert found[0]["spans"][0]["operationName"] == "research-request"
-
-
-def _instrumented(stack: dict[str, Any], app: str, service: str, *args: str) -> list[dict[str, Any]]:
-    """Run tests/fixtures/APP under `opentelemetry-instrument`; return its JSON log lines."""
-    env = {**os.environ, "OTEL_SERVICE_NAME": service,
-           "OTEL_EXPORTER_OTLP_ENDPOINT": url(stack, "otlp_http", ""),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    path = Path(__file__).parent / "fixtures" / app
-    run = subprocess.run(["opentelemetry-instrument", sys.executable, str(path), *args], env=env,
-                         capture_output=True, text=True, timeout=60, check=False)
-    assert run.returncode == 0, run.stderr
-    return [json.loads(line) for line in run.stdout.splitlines()]
 
 
 def prom_query(stack: dict[str, Any], promql: str) -> list[dict[str, Any]]:

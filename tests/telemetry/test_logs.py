@@ -105,3 +105,11 @@ def test_per_component_levels(monkeypatch) -> None:
 
 def test_trace_level_is_registered() -> None:
     assert logging.getLevelName(TRACE) == "TRACE"
+
+
+def test_a_secret_sent_as_correlation_id_is_redacted(lines: io.StringIO) -> None:
+    """The correlation ID comes from a client header, so it is scanned like any value."""
+    with correlation_scope("Bearer abcdefghijklmnopqrstuv"):
+        structlog.get_logger("app").info("hello")
+    (record,) = records(lines)
+    assert record["correlation_id"] == "[REDACTED]"

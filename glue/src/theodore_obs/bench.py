@@ -238,4 +238,4 @@ def report_all(runs: int) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["log_call_costs", "report_all", "report_up", "request_overhead", "spans_per_second"]
+__all__ = ["log_call_costs", "report_all", "request_overhead", "spans_per_second"]

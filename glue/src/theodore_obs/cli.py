@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from . import native
-from .bench import report_all, report_up
+from .bench import report_all
 from .endpoints import probe_all, service_endpoints, stack_endpoints
 from .paths import rendered_root
 from .render import COMPOSE, render_files, write_tree
@@ -101,16 +101,6 @@ def up(env: str, runtime: str, timeout: float, spec_path: Path | None) -> None:
         native.up(load_spec(env, spec_path), timeout=timeout, say=click.echo)
     except SpecError as exc:
         _fail(str(exc), EXIT_BAD_SPEC)
-    except (native.NativeError, ToolError) as exc:
-        _fail(str(exc))
-
-
-@main.command("bench-up")
-@click.option("--runs", default=3, show_default=True, help="How many cold starts to time.")
-def bench_up(runs: int) -> None:
-    """Time `up` to all-healthy on fresh state (the stack on the default ports must be down)."""
-    try:
-        click.echo(report_up(runs))
     except (native.NativeError, ToolError) as exc:
         _fail(str(exc))
 

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .render import observed_services
+from .spec import observed_services
 
 
 @dataclass(frozen=True)

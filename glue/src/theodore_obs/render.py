@@ -20,7 +20,7 @@ from typing import Any
 import jinja2
 
 from .paths import repo_root, state_root
-from .spec import Spec
+from .spec import Spec, observed_services
 from .versions import load_versions
 
 COMPONENT_DIRS = ("otel-collector", "prometheus", "alertmanager", "loki", "jaeger", "grafana",
@@ -119,13 +119,6 @@ def health_endpoints(spec: dict[str, Any], runtime: Runtime) -> list[str]:
     urls += [f"http://{runtime.service_host(name, spec)}:{svc['port']}{svc['health_path']}"
              for name, svc in observed_services(spec).items()]
     return urls
-
-
-def observed_services(spec: dict[str, Any]) -> dict[str, Any]:
-    """The services that run in this environment: all but a disabled demo."""
-    demo = spec["demo"]
-    return {name: svc for name, svc in spec["services"].items()
-            if demo["enabled"] or name != demo["service"]}
 
 
 def context(spec: Spec, runtime: Runtime) -> dict[str, Any]:

@@ -150,3 +150,10 @@ def load_spec(environment: str, path: Path | None = None) -> Spec:
     merged = deep_merge(base, overlays[environment] or {})
     _check(_validator(schema), merged, path, node, [])
     return Spec(environment=environment, data=merged, source=path)
+
+
+def observed_services(spec: dict[str, Any]) -> dict[str, Any]:
+    """The services that run in this environment: all but a disabled demo."""
+    demo = spec["demo"]
+    return {name: svc for name, svc in spec["services"].items()
+            if demo["enabled"] or name != demo["service"]}

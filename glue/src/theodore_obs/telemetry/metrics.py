@@ -7,6 +7,7 @@ port to open in each app, and nothing counted twice (there is no /metrics endpoi
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -29,6 +30,10 @@ class MetricSpec:
     help: str
     labels: tuple[str, ...]
     buckets: tuple[float, ...] | None = field(default=None)
+
+    @functools.cached_property
+    def label_set(self) -> frozenset[str]:
+        return frozenset(self.labels)
 
     @property
     def otel_name(self) -> str:
@@ -71,8 +76,8 @@ class TheodoreMetrics:
     def record(self, name: str, value: float, **labels: Any) -> None:
         """Add to a counter, record into a histogram or set a gauge, by catalogue name."""
         spec = self._specs[name]
-        unknown = set(labels) - set(spec.labels)
-        if unknown:
+        if not labels.keys() <= spec.label_set:
+            unknown = set(labels) - spec.label_set
             raise ValueError(f"{name}: labels {sorted(unknown)} are not in the catalogue "
                              f"(allowed: {', '.join(spec.labels) or 'none'})")
         instrument = self._instruments[name]

@@ -50,8 +50,9 @@ SHORTEST_SECRET = 7
 """No shape above matches a shorter string (``token:x``), so shorter ones skip the regexes."""
 
 OWN_FIELDS = frozenset({"timestamp", "level", "logger", "trace_id", "span_id", "service",
-                        "environment", "category", "component", "correlation_id"})
-"""Fields our own processors fill; their values are never secrets, so they are not scanned."""
+                        "environment", "category", "component"})
+"""Fields our own code fills; their values are never secrets, so they are not scanned.
+(``correlation_id`` is not one: it comes from a client's header.)"""
 
 
 def words(key: str) -> list[str]:
