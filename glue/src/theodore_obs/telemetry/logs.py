@@ -1,8 +1,8 @@
 """JSON logs for structlog and stdlib logging alike: trace-correlated, redacted, sent over OTLP.
 
 One processor chain serves both. structlog events run it and then ``JSONLineEmitter``, which
-renders the line once, hands it to the OpenTelemetry logger provider and returns it for stdout:
-no stdlib ``LogRecord`` is built on that hot path. Stdlib records (a third-party library's
+renders the line once (orjson), queues it for OTLP export on a background thread
+(``log_export``) and returns it for stdout: no stdlib ``LogRecord`` is built on that hot path. Stdlib records (a third-party library's
 ``logging.getLogger(__name__)``) run the same chain as the ``foreign_pre_chain`` of the root
 handlers' formatter. Either way stdout and Loki get the same redacted JSON line.
 """
@@ -17,17 +17,16 @@ import sys
 import time
 from typing import Any
 
+import orjson
 import structlog
-from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry._logs import SeverityNumber, get_logger_provider
 
 from .correlation import current_correlation_id
+from .log_export import EXPORT, TRACE
 from .redact import DEFAULT_SENSITIVE_KEYS, Redactor
 
-TRACE = 5
-"""Below DEBUG: seed 003's TRACE level."""
 logging.addLevelName(TRACE, "TRACE")
+"""Below DEBUG: seed 003's TRACE level."""
 
 OTLP_ATTRIBUTES = ("correlation_id", "category", "component")
 """Event fields also sent as OTLP log attributes (Loki structured metadata) for filtering."""
@@ -41,22 +40,41 @@ LOG_LEVEL_ENV = "THEODORE_LOG_LEVEL"
 COMPONENT_LEVELS_ENV = "THEODORE_LOG_LEVELS"
 """Per-logger levels, e.g. ``scraper=DEBUG,httpx=WARNING``."""
 
-_SEVERITY = {TRACE: SeverityNumber.TRACE, logging.DEBUG: SeverityNumber.DEBUG,
-             logging.INFO: SeverityNumber.INFO, logging.WARNING: SeverityNumber.WARN,
-             logging.ERROR: SeverityNumber.ERROR, logging.CRITICAL: SeverityNumber.FATAL}
-_SEVERITY_TEXT = {TRACE: "TRACE", logging.DEBUG: "DEBUG", logging.INFO: "INFO",
-                  logging.WARNING: "WARN", logging.ERROR: "ERROR", logging.CRITICAL: "FATAL"}
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "warn": logging.WARNING, "error": logging.ERROR, "exception": logging.ERROR,
            "critical": logging.CRITICAL, "fatal": logging.CRITICAL}
+
+
+class ISOTimeStamper:
+    """``timestamp`` in ISO 8601 UTC with microseconds, as structlog's ``TimeStamper(fmt="iso",
+    utc=True)`` writes it, formatting the date and time of day once per second."""
+
+    def __init__(self) -> None:
+        self._second: tuple[int, str] = (-1, "")
+
+    def __call__(self, logger: object, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        now = time.time()
+        second, prefix = self._second
+        if int(now) != second:
+            second = int(now)
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, prefix)
+        event_dict["timestamp"] = f"{prefix}.{int((now - second) * 1e6):06d}Z"
+        return event_dict
+
+
+@functools.lru_cache(maxsize=256)
+def _hex_ids(trace_id: int, span_id: int) -> tuple[str, str]:
+    return format(trace_id, "032x"), format(span_id, "016x")
 
 
 def add_trace_context(logger: object, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """Add ``trace_id``/``span_id`` of the active span (W3C hex), if one is recording."""
     ctx = trace.get_current_span().get_span_context()
     if ctx.is_valid:
-        event_dict.setdefault("trace_id", format(ctx.trace_id, "032x"))
-        event_dict.setdefault("span_id", format(ctx.span_id, "016x"))
+        trace_id, span_id = _hex_ids(ctx.trace_id, ctx.span_id)
+        event_dict.setdefault("trace_id", trace_id)
+        event_dict.setdefault("span_id", span_id)
     return event_dict
 
 
@@ -91,37 +109,29 @@ def _keep_otlp_attributes(logger: object, method: str, event_dict: dict[str, Any
     return event_dict
 
 
-@functools.lru_cache(maxsize=1024)
-def _otel_logger(provider: Any, name: str) -> Any:
-    return provider.get_logger(name)
+_slow_dumps = json.JSONEncoder(default=repr).encode
 
 
-def emit_otlp(logger_name: str, levelno: int, line: str, attributes: dict[str, str] | None,
-              timestamp_ns: int) -> None:
-    """One JSON line to the OpenTelemetry logs pipeline, in the current trace context."""
-    _otel_logger(get_logger_provider(), logger_name).emit(
-        timestamp=timestamp_ns,
-        context=otel_context.get_current(),
-        severity_number=_SEVERITY.get(levelno, SeverityNumber.INFO),
-        severity_text=_SEVERITY_TEXT.get(levelno, "INFO"),
-        body=line,
-        attributes=attributes,
-    )
+def dumps(event_dict: dict[str, Any]) -> str:
+    """The event as one compact JSON line; values JSON can't hold are written as their repr."""
+    try:
+        return orjson.dumps(event_dict, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # e.g. an int beyond 64 bits
+        return _slow_dumps(event_dict)
 
 
 class JSONLineEmitter:
-    """Last processor of structlog events: render the JSON line, send it over OTLP, return it."""
+    """Last processor of structlog events: render the JSON line, queue it for OTLP, return it."""
 
     def __init__(self, otlp: bool) -> None:
         self.otlp = otlp
-        self._dumps = json.JSONEncoder(default=repr).encode
 
     def __call__(self, logger: Any, method: str, event_dict: dict[str, Any]) -> str:
-        line = self._dumps(event_dict)
+        line = dumps(event_dict)
         name = event_dict.get("logger", "")
         if self.otlp and not name.startswith("opentelemetry"):
-            emit_otlp(name, _LEVELS.get(method, logging.INFO), line, _otlp_attributes(event_dict),
-                      time.time_ns())
+            EXPORT.submit(name, _LEVELS.get(method, logging.INFO), line, _otlp_attributes(event_dict),
+                          time.time_ns())
         return line
 
 
@@ -146,14 +156,18 @@ class ComponentLevels:
         return event_dict
 
 
-def shared_processors(service: str, environment: str, redactor: Redactor) -> list[Any]:
-    """The chain every event goes through, whichever API logged it. Redaction comes last."""
+def shared_processors(service: str, environment: str, redactor: Redactor,
+                      stdlib: bool = False) -> list[Any]:
+    """The chain every event goes through, whichever API logged it. Redaction comes last.
+
+    ``stdlib``: the chain runs on stdlib records, whose ``extra`` fields join the event.
+    """
     return [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        structlog.stdlib.ExtraAdder(),
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        *([structlog.stdlib.ExtraAdder()] if stdlib else []),
+        ISOTimeStamper(),
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,
         structlog.processors.UnicodeDecoder(),
@@ -178,7 +192,7 @@ class JSONFormatter(structlog.stdlib.ProcessorFormatter):
 
 def json_formatter(service: str, environment: str, redactor: Redactor) -> JSONFormatter:
     return JSONFormatter(
-        foreign_pre_chain=shared_processors(service, environment, redactor),
+        foreign_pre_chain=shared_processors(service, environment, redactor, stdlib=True),
         processors=[_keep_otlp_attributes, structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.JSONRenderer()],
     )
@@ -197,8 +211,8 @@ class OTLPLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            emit_otlp(record.name, record.levelno, self.format(record),
-                      getattr(record, "theodore_attributes", None), int(record.created * 1e9))
+            EXPORT.submit(record.name, record.levelno, self.format(record),
+                          getattr(record, "theodore_attributes", None), int(record.created * 1e9))
         except Exception:
             self.handleError(record)
 

@@ -46,6 +46,9 @@ NAMED_VALUE = re.compile(
 """`password=hunter2`, `token: abc` written into a message: the name stays, the value goes."""
 
 
+ANY_SECRET = re.compile(f"{SECRET_SHAPES.pattern}|{NAMED_VALUE.pattern.removeprefix('(?i)')}", re.IGNORECASE)
+"""Either of the above: one scan tells whether a string needs rewriting (most do not)."""
+
 SHORTEST_SECRET = 7
 """No shape above matches a shorter string (``token:x``), so shorter ones skip the regexes."""
 
@@ -53,6 +56,17 @@ OWN_FIELDS = frozenset({"timestamp", "level", "logger", "trace_id", "span_id", "
                         "environment", "category", "component"})
 """Fields our own code fills; their values are never secrets, so they are not scanned.
 (``correlation_id`` is not one: it comes from a client's header.)"""
+
+
+CACHED_TEXTS = 4096
+"""Distinct short strings (log messages, enum-like values) whose redaction is remembered."""
+
+CACHED_TEXT_LENGTH = 256
+"""Longer strings (payloads, one-off values) are scanned every time and not kept."""
+
+
+def _rewrite(value: str) -> str:
+    return NAMED_VALUE.sub(rf"\1\2{REDACTED}", SECRET_SHAPES.sub(REDACTED, value))
 
 
 def words(key: str) -> list[str]:
@@ -66,6 +80,7 @@ class Redactor:
         self.single = {k for k in sensitive_keys if len(words(k)) == 1}
         self.compound = {tuple(words(k)) for k in sensitive_keys if len(words(k)) > 1}
         self._verdicts: dict[str, bool] = {}
+        self._texts: dict[str, str] = {}
 
     def is_sensitive(self, key: str) -> bool:
         """Whether ``key`` names a secret; remembered per key (a service logs few distinct keys)."""
@@ -83,9 +98,17 @@ class Redactor:
         return any(tuple(parts[-len(c):]) == c for c in self.compound)
 
     def text(self, value: str) -> str:
+        """``value`` with every secret-shaped substring replaced; repeated strings are remembered."""
         if len(value) < SHORTEST_SECRET:
             return value
-        return NAMED_VALUE.sub(rf"\1\2{REDACTED}", SECRET_SHAPES.sub(REDACTED, value))
+        done = self._texts.get(value)
+        if done is None:
+            done = _rewrite(value) if ANY_SECRET.search(value) else value
+            if len(value) <= CACHED_TEXT_LENGTH:
+                if len(self._texts) >= CACHED_TEXTS:
+                    self._texts.clear()
+                self._texts[value] = done
+        return done
 
     def value(self, value: Any) -> Any:
         if isinstance(value, str):
