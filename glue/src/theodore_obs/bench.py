@@ -154,9 +154,14 @@ def _bench_stack(env: str = "local") -> Iterator[tuple[Spec, native.State]]:
             native.down(state, say=lambda *_: None)
 
 
-def _latencies(url: str, requests_count: int, warmup: int = 30) -> list[float]:
-    for _ in range(warmup):
-        urllib.request.urlopen(url, timeout=10).read()  # noqa: S310 (loopback)
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (every thread), from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _latencies(url: str, requests_count: int) -> list[float]:
     samples = []
     for _ in range(requests_count):
         start = time.perf_counter()
@@ -170,6 +175,7 @@ def request_overhead(spec: Spec, state: native.State,
     """Sequential requests to the instrumented demo (from the stack) and to a bare copy."""
     demo = spec.data["demo"]
     port = spec.data["services"][demo["service"]]["port"]
+    pids = {info["name"]: info["pid"] for info in native.process_info(state)}
     bare_port = port + 100
     bare = subprocess.Popen([sys.executable, "-m", "theodore_obs.demo.app", f"--port={bare_port}",
                              f"--upstream=http://127.0.0.1:{demo['upstream_port']}",
@@ -179,10 +185,15 @@ def request_overhead(spec: Spec, state: native.State,
     try:
         _wait_http(f"http://127.0.0.1:{bare_port}/healthz")
         results = {}
-        for name, target in [("instrumented", port), ("bare", bare_port)]:
-            samples = _latencies(f"http://127.0.0.1:{target}/research?company=acme", requests_count)
+        for name, target, pid in [("instrumented", port, pids[demo["service"]]),
+                                  ("bare", bare_port, bare.pid)]:
+            url = f"http://127.0.0.1:{target}/research?company=acme"
+            _latencies(url, 30)  # warm-up
+            cpu_before = _cpu_seconds(pid)
+            samples = _latencies(url, requests_count)
+            cpu_ms = (_cpu_seconds(pid) - cpu_before) / requests_count * 1000
             results[name] = {"p50_ms": _percentile(samples, 0.5), "p99_ms": _percentile(samples, 0.99),
-                             "rps": 1000 / statistics.mean(samples)}
+                             "rps": 1000 / statistics.mean(samples), "cpu_ms": cpu_ms}
         return results
     finally:
         bare.terminate()
@@ -247,7 +258,7 @@ def report_all(runs: int) -> str:
         lines += ["", "demo request (sequential, 300 after 30 warm-up):"]
         for name, figures in overhead.items():
             lines.append(f"  {name:<13} p50 {figures['p50_ms']:6.2f} ms  p99 {figures['p99_ms']:6.2f} ms  "
-                         f"{figures['rps']:6.1f} req/s")
+                         f"{figures['rps']:6.1f} req/s  server CPU {figures['cpu_ms']:5.2f} ms/req")
         added = (overhead["instrumented"]["p50_ms"] - overhead["bare"]["p50_ms"]) * 1000
         cut = 1 - overhead["instrumented"]["rps"] / overhead["bare"]["rps"]
         lines.append(f"  instrumentation adds {added:.0f} µs at p50; throughput {cut:.0%} lower")

@@ -2,9 +2,10 @@
 
 One processor chain serves both. structlog events run it and then ``JSONLineEmitter``, which
 renders the line once (orjson), queues it for OTLP export on a background thread
-(``log_export``) and returns it for stdout: no stdlib ``LogRecord`` is built on that hot path. Stdlib records (a third-party library's
-``logging.getLogger(__name__)``) run the same chain as the ``foreign_pre_chain`` of the root
-handlers' formatter. Either way stdout and Loki get the same redacted JSON line.
+(``log_export``) and returns it for stdout: no stdlib ``LogRecord`` is built on that hot
+path. Stdlib records (a third-party library's ``logging.getLogger(__name__)``) run the same
+chain as the ``foreign_pre_chain`` of the root handlers' formatter.
+Either way stdout and Loki get the same redacted JSON line.
 """
 
 from __future__ import annotations
