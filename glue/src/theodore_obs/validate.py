@@ -18,7 +18,6 @@ import yaml
 
 from .tools import ToolError, binary_path, module_file
 
-
 #: Stand-ins for what Kubernetes gives the collector agent (its node, the host's root, a
 #: service account): `otelcol validate` builds the pipelines, which reads them.
 CHECK_ENV = {"K8S_NODE_NAME": "validate-node", "HOSTFS": "/", "K8S_AUTH_TYPE": "none"}
