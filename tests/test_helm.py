@@ -14,10 +14,10 @@ import pytest
 import yaml
 from theodore_obs.kubeschema import KUBERNETES_SCHEMAS, validator_for
 from theodore_obs.render import secret_files
-from theodore_obs.spec import environments, load_spec
+from theodore_obs.spec import SpecError, environments, load_spec
 from theodore_obs.versions import load_versions
 
-from .conftest import ROOT
+from .conftest import ROOT, run_cli
 from .helm_support import (
     CHART,
     KUBERNETES_ONLY,
@@ -343,7 +343,7 @@ def test_prometheus_volume_follows_the_rendered_retention(rendered) -> None:
 BAD_VALUES = [
     (["--set", "surprise=1"], "additional properties 'surprise' not allowed"),
     (["--set", "prometheus.retention=30d"], "/prometheus"),
-    (["--set", "environment=production"], "/environment"),
+    (["--set", "environment=Prod!"], "/environment"),
     (["--set", "alertmanager.replicas=0"], "/alertmanager/replicas"),
     (["--set", "grafana.admin.existingSecret="], "/grafana/admin/existingSecret"),
     (["--set", "global.imagePullPolicy=Sometimes"], "/global/imagePullPolicy"),
@@ -382,9 +382,11 @@ def test_every_value_has_a_comment() -> None:
             assert previous.startswith("#"), f"values.yaml:{number + 1}: {line.strip()} has no comment"
 
 
-def test_environment_choices_are_the_rendered_environments() -> None:
-    schema = json.loads((CHART / "values.schema.json").read_text())
-    assert sorted(schema["properties"]["environment"]["enum"]) == sorted(ENVS)
+def test_an_environment_that_was_not_rendered_is_reported_by_name(scratch: Path) -> None:
+    result = helm("template", "obs", str(CHART), "--set", "environment=production", tmp=scratch)
+    assert result.returncode != 0
+    assert ('environment "production": files/rendered/production/kubernetes/stack.yaml is not in '
+            "the chart; run `make render`") in result.stderr
 
 
 def test_a_missing_render_is_reported_by_name(scratch: Path, tmp_path: Path) -> None:
@@ -422,3 +424,48 @@ def test_the_packaged_chart_carries_the_rendered_files(scratch: Path, tmp_path: 
     packaged = template(scratch, "--set", "environment=prod", chart=archive)
     assert {(m["kind"], m["metadata"]["name"]) for m in packaged} == {
         (m["kind"], m["metadata"]["name"]) for m in template(scratch)}
+
+
+def test_remote_stores_of_a_cluster_environment(scratch: Path, tmp_path: Path) -> None:
+    """An environment with S3 for Loki and OpenSearch for Jaeger: configs and credentials follow."""
+    spec = yaml.safe_load((ROOT / "stack.yaml").read_text())
+    spec["environments"]["cluster"] = {
+        "demo": {"enabled": False},
+        "loki": {"object_storage": {"endpoint": "minio.storage:9000", "bucket": "theodore-logs",
+                                    "path_style": True}},
+        "jaeger": {"storage": "opensearch",
+                   "remote_storage": {"server_urls": ["https://opensearch.storage:9200"], "basic_auth": True}},
+        "prometheus": {"remote_write": [{"name": "mimir", "url": "http://mimir.storage:8080/api/v1/push"}]},
+    }
+    (tmp_path / "stack.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    result = run_cli("render", "--spec", str(tmp_path / "stack.yaml"), "--out", str(tmp_path / "rendered"))
+    assert result.returncode == 0, result.stderr
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart, symlinks=True, ignore=shutil.ignore_patterns("rendered"))
+    (chart / "files" / "rendered").symlink_to(tmp_path / "rendered")
+    manifests = template(scratch, *profile_args("object-storage"), "--set", "environment=cluster", chart=chart)
+    objects = by_kind(manifests)
+    loki_config = yaml.safe_load((tmp_path / "rendered/cluster/loki/loki.yaml").read_text())
+    assert loki_config["common"]["storage"]["s3"]["bucketnames"] == "theodore-logs"
+    loki = pod_spec(objects[("StatefulSet", "loki")])["containers"][0]
+    assert {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in loki["env"]} == {
+        "AWS_ACCESS_KEY_ID": "loki-s3", "AWS_SECRET_ACCESS_KEY": "loki-s3"}
+    jaeger = objects[("StatefulSet", "jaeger")]
+    assert "volumeClaimTemplates" not in jaeger["spec"]
+    assert {e["name"] for e in pod_spec(jaeger)["containers"][0]["env"]} == {"ES_USERNAME", "ES_PASSWORD"}
+    seen = mounted_files(manifests, ("StatefulSet", "jaeger"))
+    assert "opensearch:" in seen["/etc/jaeger/config.yaml"] and "${env:ES_PASSWORD}" in seen["/etc/jaeger/config.yaml"]
+    assert "remote_write:" in mounted_files(manifests, ("StatefulSet", "prometheus"))["/etc/prometheus/prometheus.yml"]
+    errors = [e for m in manifests for e in validator_for(KUBERNETES_SCHEMAS[0]).errors(m)]
+    assert not errors, errors
+
+
+def test_a_remote_jaeger_store_needs_its_servers(write_spec) -> None:
+    spec = yaml.safe_load((ROOT / "stack.yaml").read_text())
+    spec["jaeger"] = {"storage": "elasticsearch"}
+    with pytest.raises(SpecError, match=r"jaeger \(line \d+\): missing required key: 'remote_storage'"):
+        load_spec("prod", write_spec(spec))
+    spec["loki"] = {"object_storage": {"endpoint": "s3.amazonaws.com", "bucket": "Bad_Bucket"}}
+    spec["jaeger"] = {"storage": "badger"}
+    with pytest.raises(SpecError, match=r"loki\.object_storage\.bucket \(line \d+\): expected a string matching"):
+        load_spec("prod", write_spec(spec))
