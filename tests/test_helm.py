@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from theodore_obs.chart import chart_problems
 from theodore_obs.kubeschema import KUBERNETES_SCHEMAS, validator_for
 from theodore_obs.render import secret_files
 from theodore_obs.spec import SpecError, environments, load_spec
@@ -469,3 +470,28 @@ def test_a_remote_jaeger_store_needs_its_servers(write_spec) -> None:
     spec["jaeger"] = {"storage": "badger"}
     with pytest.raises(SpecError, match=r"loki\.object_storage\.bucket \(line \d+\): expected a string matching"):
         load_spec("prod", write_spec(spec))
+
+
+def test_validate_checks_the_chart_and_names_what_breaks(monkeypatch, tmp_path: Path) -> None:
+    """`theodore-obs validate` lints the chart and validates its manifests for each environment."""
+    assert chart_problems("prod") == []
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart, symlinks=True, ignore=shutil.ignore_patterns("rendered"))
+    (chart / "files" / "rendered").symlink_to(ROOT / "rendered")
+    template_file = chart / "templates" / "blackbox.yaml"
+    template_file.write_text(template_file.read_text().replace(
+        "imagePullPolicy: {{", "imagePullPolicyy: {{", 1))
+    monkeypatch.setattr("theodore_obs.chart.chart_dir", lambda: chart)
+    problems = chart_problems("prod")
+    assert problems and all("Deployment/blackbox" in p and "'imagePullPolicyy' was unexpected" in p
+                            for p in problems), problems
+    assert {p.split(":")[0] for p in problems} == {"kubernetes 1.33", "kubernetes 1.34"}
+
+
+def test_an_external_loki_takes_the_loki_host_name(scratch: Path) -> None:
+    """Loki scaled out elsewhere: the `loki` Service points there and no Loki runs here."""
+    manifests = template(scratch, "--set", "loki.externalHost=loki-gateway.loki.svc.cluster.local")
+    loki = [m for m in manifests if m["metadata"]["name"] == "loki" or "loki" in m["metadata"]["name"].split("-")]
+    assert [(m["kind"], m["spec"]["type"], m["spec"]["externalName"]) for m in loki] == [
+        ("Service", "ExternalName", "loki-gateway.loki.svc.cluster.local")]
+    assert not [e for m in manifests for e in validator_for(KUBERNETES_SCHEMAS[1]).errors(m)]

@@ -16,6 +16,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from .chart import chart_dir, chart_problems
+from .paths import rendered_root
 from .tools import ToolError, binary_path, module_file
 
 #: Stand-ins for what Kubernetes gives the collector agent (its node, the host's root, a
@@ -97,4 +99,12 @@ def validate_env(env_dir: Path) -> list[Finding]:
     compose = env_dir / "compose.yaml"
     if compose.exists():
         findings.append(check_compose(compose))
+    if env_dir.resolve().parent == rendered_root().resolve() and chart_dir().is_dir():
+        findings.append(check_chart(env_dir.name))
     return findings
+
+
+def check_chart(environment: str) -> Finding:
+    """The Helm chart with this environment: lint, then its manifests against Kubernetes' schemas."""
+    problems = chart_problems(environment)
+    return Finding("helm lint + k8s schemas", chart_dir(), not problems, "\n".join(problems))

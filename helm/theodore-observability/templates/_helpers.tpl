@@ -238,7 +238,7 @@ alertmanager:
   enabled: true
 loki:
   service: loki
-  enabled: true
+  enabled: {{ not .Values.loki.externalHost }}
 jaeger:
   service: jaeger
   enabled: true
