@@ -195,6 +195,8 @@ def test_containers_run_compose_commands(env: str, rendered) -> None:
         command = compose[service].get("command")
         if service == "alertmanager":
             continue
+        if workload == ("Deployment", "otel-collector-gateway"):  # 2 replicas by default
+            command = [*command, "--feature-gates=connector.spanmetrics.includeCollectorInstanceID"]
         assert container.get("args") == command, workload
 
 
@@ -495,3 +497,12 @@ def test_an_external_loki_takes_the_loki_host_name(scratch: Path) -> None:
     assert [(m["kind"], m["spec"]["type"], m["spec"]["externalName"]) for m in loki] == [
         ("Service", "ExternalName", "loki-gateway.loki.svc.cluster.local")]
     assert not [e for m in manifests for e in validator_for(KUBERNETES_SCHEMAS[1]).errors(m)]
+
+
+def test_span_metrics_of_each_gateway_replica_are_their_own_series(rendered) -> None:
+    """Several gateways each count the spans routed to them: one writer per series."""
+    gate = "--feature-gates=connector.spanmetrics.includeCollectorInstanceID"
+    several = pod_spec(by_kind(rendered("ha"))[("Deployment", "otel-collector-gateway")])
+    single = pod_spec(by_kind(rendered("minimal"))[("Deployment", "otel-collector-gateway")])
+    assert gate in several["containers"][0]["args"]
+    assert gate not in single["containers"][0]["args"]
