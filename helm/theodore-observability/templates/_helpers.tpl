@@ -255,3 +255,24 @@ blackbox:
 {{- $w := index (fromYaml (include "theodore.workloads" .root)) .workload -}}
 {{- toYaml (dict "service" $w.service "extra" ($w.extra | default list)) -}}
 {{- end }}
+
+{{/* The `data` volumeClaimTemplate of a StatefulSet: (dict "root" $ "component" "loki" "size" "10Gi"). */}}
+{{- define "theodore.dataClaim" -}}
+- metadata:
+    name: data
+    labels:
+      {{- include "theodore.selectorLabels" . | nindent 6 }}
+  spec:
+    accessModes: [ReadWriteOnce]
+    {{- with .root.Values.global.storageClass }}
+    storageClassName: {{ . }}
+    {{- end }}
+    resources:
+      requests:
+        storage: {{ .size }}
+{{- end }}
+
+{{/* Name of a cluster-scoped object (ClusterRole, binding): unique per namespace and release. */}}
+{{- define "theodore.clusterName" -}}
+{{- printf "%s-%s-%s" .root.Release.Namespace .root.Release.Name .component | trunc 63 | trimSuffix "-" -}}
+{{- end }}
