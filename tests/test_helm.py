@@ -324,7 +324,7 @@ def test_services_keep_the_host_names_the_configs_use(rendered) -> None:
 
 def test_pod_disruption_budgets_cover_replicated_workloads(rendered) -> None:
     pdbs = {m["metadata"]["name"] for m in rendered("ha") if m["kind"] == "PodDisruptionBudget"}
-    assert pdbs == {"otel-collector-gateway", "alertmanager", "prometheus"}
+    assert pdbs == {"otel-collector-gateway", "alertmanager"}
     assert not [m for m in rendered("minimal") if m["kind"] == "PodDisruptionBudget"]
 
 
