@@ -269,6 +269,9 @@ def test_pods_run_restricted(profile: str, rendered) -> None:
                 continue
             assert spec["securityContext"]["runAsNonRoot"] is True, name
             assert spec["securityContext"]["runAsUser"] > 0, name
+        if name != "otel-collector-agent":  # the restricted Pod Security Standard's volume types
+            kinds = {key for volume in spec.get("volumes", []) for key in volume if key != "name"}
+            assert kinds <= {"configMap", "emptyDir", "projected", "secret", "persistentVolumeClaim"}, name
 
 
 def test_the_agent_is_the_one_root_pod_and_reads_the_host_read_only(rendered) -> None:
