@@ -14,7 +14,7 @@ import pytest
 import yaml
 from theodore_obs.chart import chart_problems
 from theodore_obs.kubeschema import KUBERNETES_SCHEMAS, validator_for
-from theodore_obs.render import secret_files
+from theodore_obs.render import CONTAINER_HOSTS, secret_files
 from theodore_obs.spec import SpecError, environments, load_spec
 from theodore_obs.versions import load_versions
 
@@ -509,3 +509,25 @@ def test_span_metrics_of_each_gateway_replica_are_their_own_series(rendered) -> 
     single = pod_spec(by_kind(rendered("minimal"))[("Deployment", "otel-collector-gateway")])
     assert gate in several["containers"][0]["args"]
     assert gate not in single["containers"][0]["args"]
+
+
+def test_every_host_the_configs_address_is_a_service_with_that_port(rendered) -> None:
+    """`prometheus:9090`, `jaeger:14317`, … in the rendered configs reach a chart Service port."""
+    manifests = rendered()
+    ports = {m["metadata"]["name"]: {p["port"] for p in m["spec"]["ports"]}
+             for m in manifests if m["kind"] == "Service"}
+    addressed = set()
+    for path in (ROOT / "rendered" / "prod").rglob("*"):
+        if path.is_file() and path.name != "compose.yaml" and "kubernetes" not in path.parts:
+            addressed |= {(h, int(p)) for h, p in re.findall(r"(?<![\w.-])([a-z][a-z0-9-]*):(\d{2,5})\b",
+                                                             path.read_text())
+                          if h in set(CONTAINER_HOSTS.values())}
+    assert ("otel-collector-gateway", 4317) in addressed and ("jaeger", 14317) in addressed
+    missing = sorted((h, p) for h, p in addressed if p not in ports.get(h, set()))
+    assert not missing, f"addressed by rendered/prod but not served by a Service: {missing}"
+
+
+def test_the_agent_skips_its_own_log_files(rendered) -> None:
+    agent = yaml.safe_load((ROOT / "rendered/prod/otel-collector/agent.yaml").read_text())
+    container = pod_spec(by_kind(rendered())[("DaemonSet", "otel-collector-agent")])["containers"][0]
+    assert agent["receivers"]["filelog/pods"]["exclude"] == [f"/var/log/pods/*/{container['name']}/*.log"]
