@@ -483,7 +483,7 @@ def test_validate_checks_the_chart_and_names_what_breaks(monkeypatch, tmp_path: 
     chart = tmp_path / "chart"
     shutil.copytree(CHART, chart, symlinks=True, ignore=shutil.ignore_patterns("rendered"))
     (chart / "files" / "rendered").symlink_to(ROOT / "rendered")
-    template_file = chart / "templates" / "blackbox.yaml"
+    template_file = chart / "templates" / "blackbox" / "deployment.yaml"
     template_file.write_text(template_file.read_text().replace(
         "imagePullPolicy: {{", "imagePullPolicyy: {{", 1))
     monkeypatch.setattr("theodore_obs.chart.chart_dir", lambda: chart)
