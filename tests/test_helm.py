@@ -531,3 +531,16 @@ def test_the_agent_skips_its_own_log_files(rendered) -> None:
     agent = yaml.safe_load((ROOT / "rendered/prod/otel-collector/agent.yaml").read_text())
     container = pod_spec(by_kind(rendered())[("DaemonSet", "otel-collector-agent")])["containers"][0]
     assert agent["receivers"]["filelog/pods"]["exclude"] == [f"/var/log/pods/*/{container['name']}/*.log"]
+
+
+@pytest.mark.parametrize(("env", "limit", "ok"), [("prod", "2Gi", False), ("prod", "2049Mi", True),
+                                                  ("local", "268435456", False), ("local", "300M", True)])
+def test_gateway_memory_limit_stays_above_the_rendered_memory_limiter(env: str, limit: str, ok: bool,
+                                                                      scratch: Path) -> None:
+    result = helm("template", "obs", str(CHART), "--set", f"environment={env}",
+                  "--set", f"collector.gateway.resources.limits.memory={limit}", tmp=scratch)
+    assert (result.returncode == 0) is ok, result.stderr
+    if not ok:
+        mib = load_spec(env).data["collector"]["memory_limit_mib"]
+        assert (f"collector.gateway.resources.limits.memory ({limit}) must be above the gateway's "
+                f"rendered memory_limiter limit, {mib} MiB") in result.stderr

@@ -276,3 +276,13 @@ blackbox:
 {{- define "theodore.clusterName" -}}
 {{- printf "%s-%s-%s" .root.Release.Namespace .root.Release.Name .component | trunc 63 | trimSuffix "-" -}}
 {{- end }}
+
+{{/* A memory quantity (512Mi, 3Gi, 2G, 1073741824) in whole MiB. */}}
+{{- define "theodore.mebibytes" -}}
+{{- $q := toString . -}}
+{{- $number := regexFind "^[0-9]+" $q | atoi -}}
+{{- $unit := regexFind "[A-Za-z]+$" $q -}}
+{{- $perMiB := dict "Ki" (list 1 1024) "Mi" (list 1 1) "Gi" (list 1024 1) "Ti" (list 1048576 1) "k" (list 1000 1048576) "M" (list 1000000 1048576) "G" (list 1000000000 1048576) "T" (list 1000000000000 1048576) "" (list 1 1048576) -}}
+{{- $factor := index $perMiB $unit | default (list 1 1048576) -}}
+{{- div (mul $number (index $factor 0)) (index $factor 1) -}}
+{{- end }}
