@@ -45,5 +45,9 @@ def chart_problems(environment: str) -> list[str]:
     if rendered.returncode != 0:
         return [f"helm template: {rendered.stderr}"]
     manifests: list[dict[str, Any]] = [m for m in yaml.safe_load_all(rendered.stdout) if m]
-    return [f"kubernetes {version.split('-')[-1]}: {error}" for version in KUBERNETES_SCHEMAS
-            for manifest in manifests for error in validator_for(version).errors(manifest)]
+    try:
+        validators = {version: validator_for(version) for version in KUBERNETES_SCHEMAS}
+    except ToolError as exc:
+        return [f"Kubernetes API schemas: {exc}"]
+    return [f"kubernetes {version.split('-')[-1]}: {error}" for version, validator in validators.items()
+            for manifest in manifests for error in validator.errors(manifest)]
