@@ -43,6 +43,7 @@ BREAKAGES = {
     "otel-collector/config.yaml": ("processors: [memory_limiter, resourcedetection, batch]",
                                    "processors: [memory_limiter, nosuchprocessor, batch]",
                                    "otelcol validate"),
+    "otel-collector/agent.yaml": ("routing_key: traceID", "routing_key: spanID", "otelcol validate"),
     "loki/loki.yaml": ("store: tsdb", "store: floppy", "loki -verify-config"),
     "jaeger/config.yaml": ("ephemeral: false", "ephemeral: sometimes", "jaeger validate"),
     "prometheus/blackbox.yml": ("timeout: 5s", "timeout: five", "blackbox --config.check"),

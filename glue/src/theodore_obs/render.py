@@ -24,7 +24,7 @@ from .spec import Spec, observed_services
 from .versions import load_versions
 
 COMPONENT_DIRS = ("otel-collector", "prometheus", "alertmanager", "loki", "jaeger", "grafana",
-                  "compose", "glue")
+                  "compose", "glue", "kubernetes")
 
 #: Where a component's output lands inside an environment's folder (default: its own name).
 OUTPUT_DIRS = {"compose": ".", "glue": "apps"}
@@ -33,6 +33,8 @@ OUTPUT_DIRS = {"compose": ".", "glue": "apps"}
 CONTAINER_HOSTS = {
     "collector": "otel-collector", "prometheus": "prometheus", "alertmanager": "alertmanager",
     "loki": "loki", "jaeger": "jaeger", "blackbox": "blackbox", "grafana": "grafana",
+    # Kubernetes only: the headless Service of the collector gateway the node agents feed.
+    "collector_gateway": "otel-collector-gateway",
 }
 
 CONTAINER_DATA = {

@@ -246,7 +246,8 @@ def ensure_tools(names: list[str] | None = None) -> dict[str, Path]:
     start = time.monotonic()
     dirs = {c.name: build(c, i, len(components)) for i, c in enumerate(components, 1)}
     if not names:
-        print(f"compose schema: {module_file('compose')}", flush=True)
+        for schema in schema_names():
+            print(f"{schema} schema: {module_file(schema)}", flush=True)
     print(f"tools ready in {cache_root() / 'tools'} ({time.monotonic() - start:.0f}s)", flush=True)
     return dirs
 
@@ -258,6 +259,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def schema_names() -> list[str]:
+    """Every schema pinned under ``schemas:`` in versions.yaml."""
+    return list(yaml.safe_load((repo_root() / "versions.yaml").read_text())["schemas"])
 
 
 def module_file(schema: str) -> Path:

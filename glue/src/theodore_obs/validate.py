@@ -7,6 +7,7 @@ tool said. Tools come from the per-version cache built by ``make tools``.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -15,7 +16,13 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from .chart import chart_dir, chart_problems
+from .paths import rendered_root
 from .tools import ToolError, binary_path, module_file
+
+#: Stand-ins for what Kubernetes gives the collector agent (its node, the host's root, a
+#: service account): `otelcol validate` builds the pipelines, which reads them.
+CHECK_ENV = {"K8S_NODE_NAME": "validate-node", "HOSTFS": "/", "K8S_AUTH_TYPE": "none"}
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,7 @@ def _run(tool: str, argv: list[str], file: Path) -> Finding:
         return Finding(tool, file, False, str(exc))
     with tempfile.TemporaryDirectory(prefix="validate-") as scratch:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=scratch,
-                              check=False)
+                              check=False, env={**os.environ, **CHECK_ENV})
     return Finding(tool, file, proc.returncode == 0, proc.stdout + proc.stderr)
 
 
@@ -72,6 +79,9 @@ def checks_for(env_dir: Path) -> list[tuple[str, list[str], Path]]:
         ("otelcol validate", ["otelcol-theodore", "validate",
                               f"--config={env_dir / 'otel-collector' / 'config.yaml'}"],
          env_dir / "otel-collector" / "config.yaml"),
+        ("otelcol validate", ["otelcol-theodore", "validate",
+                              f"--config={env_dir / 'otel-collector' / 'agent.yaml'}"],
+         env_dir / "otel-collector" / "agent.yaml"),
         ("loki -verify-config", ["loki", "-verify-config",
                                  f"-config.file={env_dir / 'loki' / 'loki.yaml'}"],
          env_dir / "loki" / "loki.yaml"),
@@ -89,4 +99,12 @@ def validate_env(env_dir: Path) -> list[Finding]:
     compose = env_dir / "compose.yaml"
     if compose.exists():
         findings.append(check_compose(compose))
+    if env_dir.resolve().parent == rendered_root().resolve() and chart_dir().is_dir():
+        findings.append(check_chart(env_dir.name))
     return findings
+
+
+def check_chart(environment: str) -> Finding:
+    """The Helm chart with this environment: lint, then its manifests against Kubernetes' schemas."""
+    problems = chart_problems(environment)
+    return Finding("helm lint + k8s schemas", chart_dir(), not problems, "\n".join(problems))

@@ -1,0 +1,288 @@
+{{/*
+Names. Services keep the host names the rendered configs address (prometheus, loki, …), so one
+release runs per namespace and every resource is named after its component.
+*/}}
+{{- define "theodore.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end }}
+
+{{/* The rendered environment folder inside the chart. */}}
+{{- define "theodore.envDir" -}}
+{{- printf "files/rendered/%s" .Values.environment -}}
+{{- end }}
+
+{{/* The facts of the environment (rendered/<env>/kubernetes/stack.yaml), as a dict. */}}
+{{- define "theodore.stack" -}}
+{{- $file := printf "%s/kubernetes/stack.yaml" (include "theodore.envDir" .) -}}
+{{- $text := .Files.Get $file -}}
+{{- if not $text -}}
+{{- fail (printf "environment %q: %s is not in the chart; run `make render` (or pick one of the rendered environments)" .Values.environment $file) -}}
+{{- end -}}
+{{- $text -}}
+{{- end }}
+
+{{/* The compose file of the environment, as a dict. */}}
+{{- define "theodore.compose" -}}
+{{- .Files.Get (printf "%s/compose.yaml" (include "theodore.envDir" .)) -}}
+{{- end }}
+
+{{/* Labels on every resource. Call with (dict "root" $ "component" "prometheus"). */}}
+{{- define "theodore.labels" -}}
+{{ include "theodore.selectorLabels" . }}
+app.kubernetes.io/part-of: theodore-observability
+app.kubernetes.io/version: {{ include "theodore.imageTag" . | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ include "theodore.chart" .root }}
+{{- with .root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Selector labels. Call with (dict "root" $ "component" "prometheus"). */}}
+{{- define "theodore.selectorLabels" -}}
+app.kubernetes.io/name: {{ .component }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- end }}
+
+{{/* The image of a component, from versions.yaml through the rendered stack facts. */}}
+{{- define "theodore.image" -}}
+{{- $stack := fromYaml (include "theodore.stack" .root) -}}
+{{- $image := index $stack.images (include "theodore.imageKey" .) -}}
+{{- printf "%s%s" .root.Values.global.imageRegistry $image -}}
+{{- end }}
+
+{{- define "theodore.imageKey" -}}
+{{- if hasPrefix "otel-collector" .component }}otel-collector{{ else }}{{ .component }}{{ end -}}
+{{- end }}
+
+{{- define "theodore.imageTag" -}}
+{{- $stack := fromYaml (include "theodore.stack" .root) -}}
+{{- $image := index $stack.images (include "theodore.imageKey" .) -}}
+{{- last (splitList ":" $image) | trunc 63 -}}
+{{- end }}
+
+{{/*
+Config mounts of a workload: the bind mounts of its compose service ("./<path>:<target>[:ro]"),
+plus Kubernetes-only ones, as a YAML list of {configMap, target, file, items: [{key, path}]}.
+Call with (dict "root" $ "service" "prometheus" "extra" (list "./prometheus/kubernetes:/etc/prometheus/kubernetes:ro")).
+*/}}
+{{- define "theodore.configMounts" -}}
+{{- $root := .root -}}
+{{- $envDir := include "theodore.envDir" $root -}}
+{{- $volumes := list -}}
+{{- if .service -}}
+{{- $compose := fromYaml (include "theodore.compose" $root) -}}
+{{- $svc := index $compose.services .service -}}
+{{- $volumes = $svc.volumes | default list -}}
+{{- end -}}
+{{- $mounts := list -}}
+{{- range $spec := concat $volumes (.extra | default list) -}}
+{{- if hasPrefix "./" $spec -}}
+{{- $parts := splitList ":" $spec -}}
+{{- $source := trimPrefix "./" (index $parts 0) -}}
+{{- $base := printf "%s/%s" $envDir $source -}}
+{{- $name := printf "config-%s" ($source | replace "/" "-" | replace "_" "-" | lower) | trunc 253 -}}
+{{- $items := list -}}
+{{- $file := false -}}
+{{- if $root.Files.Glob $base -}}
+{{- $file = true -}}
+{{- $items = append $items (dict "key" (base $source) "path" (base $source)) -}}
+{{- else -}}
+{{- range $path, $_ := $root.Files.Glob (printf "%s/**" $base) -}}
+{{- $relative := trimPrefix (printf "%s/" $base) $path -}}
+{{- $items = append $items (dict "key" ($relative | replace "/" "__") "path" $relative "source" $path) -}}
+{{- end -}}
+{{- end -}}
+{{- if $items -}}
+{{- $mounts = append $mounts (dict "configMap" $name "target" (index $parts 1) "file" $file "base" $base "items" $items) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $mounts -}}
+{{- end }}
+
+{{/* volumes: entries for config mounts. Call with the same dict as theodore.configMounts. */}}
+{{- define "theodore.configVolumes" -}}
+{{- range $i, $m := fromYamlArray (include "theodore.configMounts" .) }}
+- name: {{ $m.configMap }}
+  configMap:
+    name: {{ $m.configMap }}
+    items:
+    {{- range $m.items }}
+      - key: {{ .key }}
+        path: {{ .path }}
+    {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* volumeMounts: entries for config mounts. */}}
+{{- define "theodore.configVolumeMounts" -}}
+{{- range $m := fromYamlArray (include "theodore.configMounts" .) }}
+- name: {{ $m.configMap }}
+  mountPath: {{ $m.target }}
+  {{- if $m.file }}
+  subPath: {{ (index $m.items 0).path }}
+  {{- end }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* A checksum of every config a workload mounts, so a changed file rolls its pods. */}}
+{{- define "theodore.configChecksum" -}}
+{{- include "theodore.configMounts" . | sha256sum -}}
+{{- end }}
+
+{{/* The container args of a compose service (its `command`), as a YAML list. */}}
+{{- define "theodore.composeCommand" -}}
+{{- $compose := fromYaml (include "theodore.compose" .root) -}}
+{{- $svc := index $compose.services .service -}}
+{{- toYaml ($svc.command | default list) -}}
+{{- end }}
+
+{{/* The restricted pod security context; call with (dict "uid" 65534). */}}
+{{- define "theodore.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .uid }}
+runAsGroup: {{ .uid }}
+fsGroup: {{ .uid }}
+fsGroupChangePolicy: OnRootMismatch
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* The restricted container security context. */}}
+{{- define "theodore.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+privileged: false
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* An HTTP readiness and liveness probe pair from the stack's health table. */}}
+{{- define "theodore.probes" -}}
+{{- $stack := fromYaml (include "theodore.stack" .root) -}}
+{{- $health := index $stack.health .component -}}
+{{- $port := index $stack.ports $health.port -}}
+readinessProbe:
+  httpGet:
+    path: {{ $health.path }}
+    port: {{ $port }}
+  periodSeconds: 5
+  timeoutSeconds: 3
+  failureThreshold: 6
+livenessProbe:
+  httpGet:
+    path: {{ $health.path }}
+    port: {{ $port }}
+  initialDelaySeconds: 30
+  periodSeconds: 15
+  timeoutSeconds: 5
+  failureThreshold: 6
+startupProbe:
+  httpGet:
+    path: {{ $health.path }}
+    port: {{ $port }}
+  periodSeconds: 5
+  timeoutSeconds: 3
+  failureThreshold: 60
+{{- end }}
+
+{{/* Pod scheduling fields shared by every workload: call with a component's values. */}}
+{{- define "theodore.scheduling" -}}
+{{- with .nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* imagePullSecrets of every pod. */}}
+{{- define "theodore.pullSecrets" -}}
+{{- with .Values.global.imagePullSecrets }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Every workload: its compose service (whose bind mounts, command and environment it takes) and
+the Kubernetes-only files it mounts besides.
+*/}}
+{{- define "theodore.workloads" -}}
+otel-collector-agent:
+  service: ""
+  extra: ["./otel-collector/agent.yaml:/etc/otelcol/agent.yaml:ro"]
+  enabled: {{ .Values.collector.agent.enabled }}
+otel-collector-gateway:
+  service: otel-collector
+  enabled: true
+prometheus:
+  service: prometheus
+  extra: ["./prometheus/kubernetes:/etc/prometheus/kubernetes:ro"]
+  enabled: true
+alertmanager:
+  service: alertmanager
+  enabled: true
+loki:
+  service: loki
+  enabled: {{ not .Values.loki.externalHost }}
+jaeger:
+  service: jaeger
+  enabled: true
+grafana:
+  service: grafana
+  enabled: {{ .Values.grafana.enabled }}
+blackbox:
+  service: blackbox
+  enabled: {{ .Values.blackbox.enabled }}
+{{- end }}
+
+{{/* The mount dict of one workload: (dict "root" $ "workload" "prometheus"). */}}
+{{- define "theodore.mountArgs" -}}
+{{- $w := index (fromYaml (include "theodore.workloads" .root)) .workload -}}
+{{- toYaml (dict "service" $w.service "extra" ($w.extra | default list)) -}}
+{{- end }}
+
+{{/* The `data` volumeClaimTemplate of a StatefulSet: (dict "root" $ "component" "loki" "size" "10Gi"). */}}
+{{- define "theodore.dataClaim" -}}
+- metadata:
+    name: data
+    labels:
+      {{- include "theodore.selectorLabels" . | nindent 6 }}
+  spec:
+    accessModes: [ReadWriteOnce]
+    {{- with .root.Values.global.storageClass }}
+    storageClassName: {{ . }}
+    {{- end }}
+    resources:
+      requests:
+        storage: {{ .size }}
+{{- end }}
+
+{{/* Name of a cluster-scoped object (ClusterRole, binding): unique per namespace and release. */}}
+{{- define "theodore.clusterName" -}}
+{{- printf "%s-%s-%s" .root.Release.Namespace .root.Release.Name .component | trunc 63 | trimSuffix "-" -}}
+{{- end }}
+
+{{/* A memory quantity (512Mi, 3Gi, 2G, 1073741824) in whole MiB. */}}
+{{- define "theodore.mebibytes" -}}
+{{- $q := toString . -}}
+{{- $number := regexFind "^[0-9]+" $q | atoi -}}
+{{- $unit := regexFind "[A-Za-z]+$" $q -}}
+{{- $perMiB := dict "Ki" (list 1 1024) "Mi" (list 1 1) "Gi" (list 1024 1) "Ti" (list 1048576 1) "k" (list 1000 1048576) "M" (list 1000000 1048576) "G" (list 1000000000 1048576) "T" (list 1000000000000 1048576) "" (list 1 1048576) -}}
+{{- $factor := index $perMiB $unit | default (list 1 1048576) -}}
+{{- div (mul $number (index $factor 0)) (index $factor 1) -}}
+{{- end }}

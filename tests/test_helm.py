@@ -1,0 +1,546 @@
+"""The Helm chart: lint, every profile valid for two Kubernetes versions, configs identical to compose's."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from theodore_obs.chart import chart_problems
+from theodore_obs.kubeschema import KUBERNETES_SCHEMAS, validator_for
+from theodore_obs.render import CONTAINER_HOSTS, secret_files
+from theodore_obs.spec import SpecError, environments, load_spec
+from theodore_obs.versions import load_versions
+
+from .conftest import ROOT, run_cli
+from .helm_support import (
+    CHART,
+    KUBERNETES_ONLY,
+    PROFILES,
+    WORKLOADS,
+    by_kind,
+    compose_bind_mounts,
+    expected_files,
+    helm,
+    mounted_files,
+    pod_spec,
+    profile_args,
+    template,
+)
+
+ENVS = environments()
+VERSION_KEYS = {"otel-collector-agent": "otelcol", "otel-collector-gateway": "otelcol",
+                "prometheus": "prometheus", "alertmanager": "alertmanager", "loki": "loki",
+                "jaeger": "jaeger", "grafana": "grafana", "blackbox": "blackbox_exporter"}
+POD_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("helm")
+
+
+@pytest.fixture(scope="module")
+def rendered(scratch: Path):
+    """``helm template`` output per profile (or per environment), rendered once per module."""
+    cache: dict[str, list[dict[str, Any]]] = {}
+
+    def get(profile: str = "default", env: str | None = None) -> list[dict[str, Any]]:
+        key = f"{profile}/{env}"
+        if key not in cache:
+            extra = ["--set", f"environment={env}"] if env else []
+            cache[key] = template(scratch, *profile_args(profile), *extra)
+        return cache[key]
+
+    return get
+
+
+def workloads(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [m for m in manifests if m["kind"] in POD_KINDS]
+
+
+# --- lint and schemas -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_helm_lint_strict_passes(profile: str, scratch: Path) -> None:
+    result = helm("lint", "--strict", str(CHART), *profile_args(profile), tmp=scratch)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 chart(s) failed" in result.stdout
+
+
+@pytest.mark.parametrize("kubernetes", KUBERNETES_SCHEMAS)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_manifest_matches_the_kubernetes_api_strictly(profile: str, kubernetes: str,
+                                                            rendered) -> None:
+    """Each rendered object against the pinned API schemas; unknown fields are errors."""
+    manifests = rendered(profile)
+    validator = validator_for(kubernetes)
+    errors = [error for manifest in manifests for error in validator.errors(manifest)]
+    assert not errors, "\n".join(errors)
+    assert len(manifests) > 20
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_environment_renders_valid_manifests(env: str, rendered) -> None:
+    validator = validator_for(KUBERNETES_SCHEMAS[-1])
+    errors = [e for m in rendered("default", env) for e in validator.errors(m)]
+    assert not errors, "\n".join(errors)
+
+
+def test_the_validator_rejects_unknown_fields_and_wrong_types(rendered) -> None:
+    """The strict check can fail: a misspelt field and a wrong type are both reported by path."""
+    deployment = copy.deepcopy(by_kind(rendered())[("Deployment", "otel-collector-gateway")])
+    container = pod_spec(deployment)["containers"][0]
+    container["securityContext"]["readOnlyRootFileSystem"] = True
+    deployment["spec"]["replicas"] = "two"
+    errors = validator_for(KUBERNETES_SCHEMAS[0]).errors(deployment)
+    assert any("securityContext" in e and "readOnlyRootFileSystem" in e for e in errors), errors
+    assert any(e.endswith("spec.replicas: 'two' is not of type 'integer'") for e in errors), errors
+    unknown = {"apiVersion": "apps/v1beta1", "kind": "Deployment", "metadata": {"name": "x"}}
+    assert "does not serve Deployment in apps/v1beta1" in validator_for(KUBERNETES_SCHEMAS[0]).errors(unknown)[0]
+
+
+def test_instrumentation_matches_the_operator_crd(rendered) -> None:
+    manifests = rendered("integrations")
+    instrumentation = by_kind(manifests)[("Instrumentation", "theodore-python")]
+    validator = validator_for(KUBERNETES_SCHEMAS[0])
+    assert validator.errors(instrumentation) == []
+    assert instrumentation["spec"]["exporter"]["endpoint"] == "http://otel-collector.observability.svc:4318"
+    assert instrumentation["spec"]["sampler"] == {"type": "parentbased_traceidratio",
+                                                  "argument": str(load_spec("prod").data["sampling"]["head_ratio"])}
+    broken = copy.deepcopy(instrumentation)
+    broken["spec"]["sampler"]["type"] = "sometimes"
+    broken["spec"]["pyhton"] = {}
+    errors = validator.errors(broken)
+    assert any("spec.sampler.type" in e for e in errors) and any("pyhton" in e for e in errors), errors
+
+
+def test_operator_objects_render_only_where_the_api_exists(scratch: Path) -> None:
+    without = template(scratch, *profile_args("integrations"), apis=False)
+    kinds = {m["kind"] for m in without}
+    assert not kinds & {"ServiceMonitor", "PodMonitor", "Instrumentation"}
+
+
+def test_service_and_pod_monitors_match_their_crds(rendered) -> None:
+    manifests = rendered("integrations")
+    monitors = [m for m in manifests if m["kind"] in ("ServiceMonitor", "PodMonitor")]
+    assert {m["kind"] for m in monitors} == {"ServiceMonitor", "PodMonitor"}
+    assert all(validator_for(KUBERNETES_SCHEMAS[1]).errors(m) == [] for m in monitors)
+
+
+# --- parity with compose ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_workload_sees_the_files_compose_mounts_byte_for_byte(env: str, rendered) -> None:
+    """Container path → content in the chart equals compose's bind mounts of rendered/<env>/."""
+    manifests = rendered("default", env)
+    for workload, service in WORKLOADS.items():
+        mounts = compose_bind_mounts(env, service)
+        extra = list(KUBERNETES_ONLY.get(workload, {}).items())
+        expected = expected_files(env, mounts + extra)
+        seen = mounted_files(manifests, workload)
+        assert seen.keys() == expected.keys(), (workload, sorted(seen), sorted(expected))
+        for path, content in expected.items():
+            assert seen[path] == content, f"{workload} {path} differs from rendered/{env}"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_rendered_config_ships_in_the_chart(env: str, rendered) -> None:
+    """No rendered file of a component folder is left out of the chart's ConfigMaps."""
+    manifests = rendered("default", env)
+    shipped = [content for m in manifests if m["kind"] == "ConfigMap" for content in m["data"].values()]
+    base = ROOT / "rendered" / env
+    components = ["otel-collector", "prometheus", "alertmanager", "loki", "jaeger", "grafana"]
+    files = [p for c in components for p in (base / c).rglob("*") if p.is_file()]
+    assert files
+    missing = [str(p.relative_to(base)) for p in files if p.read_text() not in shipped]
+    assert not missing, f"rendered files not in any ConfigMap: {missing}"
+    assert len(shipped) == len(files)
+
+
+def test_the_agent_mounts_its_rendered_config(rendered) -> None:
+    manifests = rendered()
+    agent = ("DaemonSet", "otel-collector-agent")
+    expected = expected_files("prod", list(KUBERNETES_ONLY[agent].items()))
+    assert mounted_files(manifests, agent) == expected
+    args = pod_spec(by_kind(manifests)[agent])["containers"][0]["args"]
+    assert args == ["--config=/etc/otelcol/agent.yaml"]
+
+
+def test_the_chart_reads_the_repository_render_not_a_copy() -> None:
+    link = CHART / "files" / "rendered"
+    assert link.is_symlink() and link.resolve() == (ROOT / "rendered").resolve()
+
+
+def test_config_maps_fit_the_kubernetes_size_limit(rendered) -> None:
+    for env in ENVS:
+        for m in rendered("default", env):
+            if m["kind"] == "ConfigMap":
+                size = sum(len(k) + len(v.encode()) for k, v in m["data"].items())
+                assert size < 1024 * 1024, f"{m['metadata']['name']}: {size} bytes"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_containers_run_compose_commands(env: str, rendered) -> None:
+    manifests = by_kind(rendered("default", env))
+    compose = yaml.safe_load((ROOT / "rendered" / env / "compose.yaml").read_text())["services"]
+    for workload, service in WORKLOADS.items():
+        container = pod_spec(manifests[workload])["containers"][0]
+        command = compose[service].get("command")
+        if service == "alertmanager":
+            continue
+        if workload == ("Deployment", "otel-collector-gateway"):  # 2 replicas by default
+            command = [*command, "--feature-gates=connector.spanmetrics.includeCollectorInstanceID"]
+        assert container.get("args") == command, workload
+
+
+def test_alertmanager_replicas_form_one_cluster(rendered) -> None:
+    manifests = by_kind(rendered("ha"))
+    statefulset = manifests[("StatefulSet", "alertmanager")]
+    args = pod_spec(statefulset)["containers"][0]["args"]
+    peers = [a for a in args if a.startswith("--cluster.peer=")]
+    assert statefulset["spec"]["replicas"] == 3 and len(peers) == 3
+    assert "--cluster.peer=alertmanager-2.alertmanager.observability.svc:9094" in peers
+    assert "--cluster.listen-address=0.0.0.0:9094" in args and "--cluster.listen-address=" not in args
+    assert manifests[("Service", "alertmanager")]["spec"]["clusterIP"] == "None"
+    prometheus = yaml.safe_load((ROOT / "rendered/prod/prometheus/prometheus.yml").read_text())
+    assert prometheus["alerting"]["alertmanagers"][0]["dns_sd_configs"][0]["names"] == ["alertmanager"]
+    single = pod_spec(by_kind(rendered("minimal"))[("StatefulSet", "alertmanager")])["containers"][0]["args"]
+    assert "--cluster.listen-address=" in single
+
+
+def test_receiver_secret_files_come_from_existing_secrets(rendered) -> None:
+    manifests = by_kind(rendered("ha"))
+    volumes = {v["name"]: v for v in pod_spec(manifests[("StatefulSet", "alertmanager")])["volumes"]}
+    sources = volumes["receiver-secrets"]["projected"]["sources"]
+    paths = {s["secret"]["items"][0]["path"]: (s["secret"]["name"], s["secret"]["items"][0]["key"])
+             for s in sources}
+    assert set(paths) == set(secret_files(load_spec("prod").data))
+    assert paths["smtp_password"] == ("alertmanager-smtp", "password")
+    assert not [m for m in rendered("ha") if m["kind"] == "Secret"]
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    documented = schema["properties"]["alertmanager"]["properties"]["secretFiles"]["properties"]
+    assert set(documented) == set(secret_files(load_spec("prod").data))
+
+
+def test_grafana_password_is_a_secret_reference(rendered) -> None:
+    container = pod_spec(by_kind(rendered())[("Deployment", "grafana")])["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["GF_SECURITY_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "grafana-admin", "key": "admin-password"}
+    assert env["GF_SECURITY_ADMIN_USER"]["value"] == load_spec("prod").data["grafana"]["admin_user"]
+    assert not any("${" in e.get("value", "") for e in env.values())
+
+
+# --- images, security, resources, probes, labels -------------------------------------------
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_images_are_the_versions_yaml_pins(profile: str, rendered) -> None:
+    pins = load_versions()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    if profile != "default":
+        values.setdefault("global", {}).update(
+            yaml.safe_load((CHART / "ci" / f"{profile}-values.yaml").read_text()).get("global", {}))
+    registry = values["global"]["imageRegistry"]
+    for m in workloads(rendered(profile)):
+        image = pod_spec(m)["containers"][0]["image"]
+        assert image == registry + pins[VERSION_KEYS[m["metadata"]["name"]]].image, m["metadata"]["name"]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_pods_run_restricted(profile: str, rendered) -> None:
+    """Non-root, read-only root, no privilege escalation, every capability dropped, RuntimeDefault."""
+    for m in workloads(rendered(profile)):
+        name, spec = m["metadata"]["name"], pod_spec(m)
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for c in spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True, name
+            assert sc["allowPrivilegeEscalation"] is False, name
+            assert sc["capabilities"] == {"drop": ["ALL"]}, name
+            assert sc.get("privileged") is False, name
+            if name == "otel-collector-agent":
+                continue
+            assert spec["securityContext"]["runAsNonRoot"] is True, name
+            assert spec["securityContext"]["runAsUser"] > 0, name
+        if name != "otel-collector-agent":  # the restricted Pod Security Standard's volume types
+            kinds = {key for volume in spec.get("volumes", []) for key in volume if key != "name"}
+            assert kinds <= {"configMap", "emptyDir", "projected", "secret", "persistentVolumeClaim"}, name
+
+
+def test_the_agent_is_the_one_root_pod_and_reads_the_host_read_only(rendered) -> None:
+    """uid 0 only to read root-owned node logs: no capabilities, every host path read-only."""
+    spec = pod_spec(by_kind(rendered())[("DaemonSet", "otel-collector-agent")])
+    assert spec["securityContext"]["runAsUser"] == 0
+    host_volumes = {v["name"] for v in spec["volumes"] if "hostPath" in v}
+    mounts = spec["containers"][0]["volumeMounts"]
+    assert host_volumes == {"varlogpods", "hostfs"}
+    assert all(m["readOnly"] for m in mounts if m["name"] in host_volumes)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_container_has_resources_and_probes(profile: str, rendered) -> None:
+    for m in workloads(rendered(profile)):
+        for c in pod_spec(m)["containers"]:
+            name = m["metadata"]["name"]
+            for bound in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(c["resources"][bound]), (name, bound)
+            for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+                port = c[probe]["httpGet"]["port"]
+                assert port in {p["containerPort"] for p in c["ports"]}, (name, probe)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_labels_and_selectors(profile: str, rendered) -> None:
+    required = {"app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/part-of",
+                "app.kubernetes.io/managed-by", "app.kubernetes.io/version", "helm.sh/chart"}
+    manifests = rendered(profile)
+    for m in manifests:
+        labels = m["metadata"].get("labels", {})
+        assert required <= set(labels), (m["kind"], m["metadata"]["name"])
+        assert all(len(v) <= 63 and re.fullmatch(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]?", v)
+                   for v in labels.values()), labels
+    for m in workloads(manifests):
+        selector = m["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= m["spec"]["template"]["metadata"]["labels"].items()
+    pods = {m["metadata"]["name"]: m["spec"]["template"]["metadata"]["labels"] for m in workloads(manifests)}
+    for service in (m for m in manifests if m["kind"] == "Service"):
+        matched = [n for n, labels in pods.items() if service["spec"]["selector"].items() <= labels.items()]
+        assert matched, f"Service {service['metadata']['name']} selects no pod"
+
+
+def test_services_keep_the_host_names_the_configs_use(rendered) -> None:
+    services = {m["metadata"]["name"] for m in rendered() if m["kind"] == "Service"}
+    assert {"otel-collector", "otel-collector-gateway", "prometheus", "alertmanager", "loki",
+            "jaeger", "grafana", "blackbox"} <= services
+    agent = yaml.safe_load((ROOT / "rendered/prod/otel-collector/agent.yaml").read_text())
+    assert agent["exporters"]["loadbalancing/traces"]["resolver"]["dns"]["hostname"] == "otel-collector-gateway"
+    gateway = by_kind(rendered())[("Service", "otel-collector-gateway")]
+    assert gateway["spec"]["clusterIP"] == "None"
+
+
+def test_pod_disruption_budgets_cover_replicated_workloads(rendered) -> None:
+    pdbs = {m["metadata"]["name"] for m in rendered("ha") if m["kind"] == "PodDisruptionBudget"}
+    assert pdbs == {"otel-collector-gateway", "alertmanager"}
+    assert not [m for m in rendered("minimal") if m["kind"] == "PodDisruptionBudget"]
+
+
+def test_network_policies_select_every_workload(rendered) -> None:
+    manifests = rendered()
+    policies = [m for m in manifests if m["kind"] == "NetworkPolicy"]
+    selected = {p["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for p in policies}
+    assert selected == {m["metadata"]["name"] for m in workloads(manifests)}
+
+
+def test_prometheus_volume_follows_the_rendered_retention(rendered) -> None:
+    claims = by_kind(rendered())[("StatefulSet", "prometheus")]["spec"]["volumeClaimTemplates"]
+    assert load_spec("prod").data["retention"]["prometheus"]["size"] == "100GB"
+    assert claims[0]["spec"]["resources"]["requests"]["storage"] == "122880Mi"
+
+
+# --- values.schema.json ------------------------------------------------------------------------
+
+BAD_VALUES = [
+    (["--set", "surprise=1"], "additional properties 'surprise' not allowed"),
+    (["--set", "prometheus.retention=30d"], "/prometheus"),
+    (["--set", "environment=Prod!"], "/environment"),
+    (["--set", "alertmanager.replicas=0"], "/alertmanager/replicas"),
+    (["--set", "grafana.admin.existingSecret="], "/grafana/admin/existingSecret"),
+    (["--set", "global.imagePullPolicy=Sometimes"], "/global/imagePullPolicy"),
+    (["--set", "collector.gateway.resources.limits.memory=lots"], "/collector/gateway/resources/limits/memory"),
+    (["--set", "alertmanager.secretFiles.discord_url.existingSecret=x"], "discord_url"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_VALUES, ids=[a[1] for a, _ in BAD_VALUES])
+def test_values_schema_rejects_bad_values_by_name(args: list[str], message: str, scratch: Path) -> None:
+    result = helm("template", "obs", str(CHART), *args, tmp=scratch)
+    assert result.returncode != 0
+    assert "values don't meet the specifications of the schema" in result.stderr
+    assert message in result.stderr, result.stderr
+
+
+def test_values_schema_rejects_unknown_keys_everywhere() -> None:
+    """Every object of the schema either lists its keys or types its free-form values."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        if node.get("type") == "object" and "properties" in node:
+            assert node.get("additionalProperties") is False, path
+            for key, child in node["properties"].items():
+                assert child.get("description"), f"{path}.{key} has no description"
+                walk(child, f"{path}.{key}")
+
+    walk(schema, "values")
+
+
+def test_every_value_has_a_comment() -> None:
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    for number, line in enumerate(lines):
+        if re.match(r"^\s*[A-Za-z_][\w-]*:", line):
+            previous = lines[number - 1].strip() if number else ""
+            assert previous.startswith("#"), f"values.yaml:{number + 1}: {line.strip()} has no comment"
+
+
+def test_an_environment_that_was_not_rendered_is_reported_by_name(scratch: Path) -> None:
+    result = helm("template", "obs", str(CHART), "--set", "environment=production", tmp=scratch)
+    assert result.returncode != 0
+    assert ('environment "production": files/rendered/production/kubernetes/stack.yaml is not in '
+            "the chart; run `make render`") in result.stderr
+
+
+def test_a_missing_render_is_reported_by_name(scratch: Path, tmp_path: Path) -> None:
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart, symlinks=True, ignore=shutil.ignore_patterns("rendered"))
+    (chart / "files" / "rendered").mkdir(parents=True)
+    result = helm("template", "obs", str(chart), tmp=scratch)
+    assert result.returncode != 0
+    assert 'environment "prod": files/rendered/prod/kubernetes/stack.yaml is not in the chart' in result.stderr
+    assert "make render" in result.stderr
+
+
+def test_notes_name_the_secrets_to_create(scratch: Path) -> None:
+    result = helm("install", "obs", str(CHART), "--dry-run=client", "--namespace", "observability",
+                  tmp=scratch)
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.split("NOTES:", 1)[1]
+    assert "create secret generic grafana-admin" in notes
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://otel-collector.observability.svc:4318" in notes
+    for name in secret_files(load_spec("prod").data):
+        assert name in notes
+
+
+def test_the_packaged_chart_carries_the_rendered_files(scratch: Path, tmp_path: Path) -> None:
+    """`helm package` resolves the link: the archive holds real files and installs alone."""
+    result = helm("package", str(CHART), "--destination", str(tmp_path), tmp=scratch)
+    assert result.returncode == 0, result.stderr
+    (archive,) = tmp_path.glob("theodore-observability-*.tgz")
+    with tarfile.open(archive) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        config = members["theodore-observability/files/rendered/prod/prometheus/prometheus.yml"]
+        assert config.isfile()
+        assert tar.extractfile(config).read() == (ROOT / "rendered/prod/prometheus/prometheus.yml").read_bytes()
+        assert not [n for n in members if "/apps/" in n]
+    packaged = template(scratch, "--set", "environment=prod", chart=archive)
+    assert {(m["kind"], m["metadata"]["name"]) for m in packaged} == {
+        (m["kind"], m["metadata"]["name"]) for m in template(scratch)}
+
+
+def test_remote_stores_of_a_cluster_environment(scratch: Path, tmp_path: Path) -> None:
+    """An environment with S3 for Loki and OpenSearch for Jaeger: configs and credentials follow."""
+    spec = yaml.safe_load((ROOT / "stack.yaml").read_text())
+    spec["environments"]["cluster"] = {
+        "demo": {"enabled": False},
+        "loki": {"object_storage": {"endpoint": "minio.storage:9000", "bucket": "theodore-logs",
+                                    "path_style": True}},
+        "jaeger": {"storage": "opensearch",
+                   "remote_storage": {"server_urls": ["https://opensearch.storage:9200"], "basic_auth": True}},
+        "prometheus": {"remote_write": [{"name": "mimir", "url": "http://mimir.storage:8080/api/v1/push"}]},
+    }
+    (tmp_path / "stack.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    result = run_cli("render", "--spec", str(tmp_path / "stack.yaml"), "--out", str(tmp_path / "rendered"))
+    assert result.returncode == 0, result.stderr
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart, symlinks=True, ignore=shutil.ignore_patterns("rendered"))
+    (chart / "files" / "rendered").symlink_to(tmp_path / "rendered")
+    manifests = template(scratch, *profile_args("object-storage"), "--set", "environment=cluster", chart=chart)
+    objects = by_kind(manifests)
+    loki_config = yaml.safe_load((tmp_path / "rendered/cluster/loki/loki.yaml").read_text())
+    assert loki_config["common"]["storage"]["s3"]["bucketnames"] == "theodore-logs"
+    loki = pod_spec(objects[("StatefulSet", "loki")])["containers"][0]
+    assert {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in loki["env"]} == {
+        "AWS_ACCESS_KEY_ID": "loki-s3", "AWS_SECRET_ACCESS_KEY": "loki-s3"}
+    jaeger = objects[("StatefulSet", "jaeger")]
+    assert "volumeClaimTemplates" not in jaeger["spec"]
+    assert {e["name"] for e in pod_spec(jaeger)["containers"][0]["env"]} == {"ES_USERNAME", "ES_PASSWORD"}
+    seen = mounted_files(manifests, ("StatefulSet", "jaeger"))
+    assert "opensearch:" in seen["/etc/jaeger/config.yaml"] and "${env:ES_PASSWORD}" in seen["/etc/jaeger/config.yaml"]
+    assert "remote_write:" in mounted_files(manifests, ("StatefulSet", "prometheus"))["/etc/prometheus/prometheus.yml"]
+    errors = [e for m in manifests for e in validator_for(KUBERNETES_SCHEMAS[0]).errors(m)]
+    assert not errors, errors
+
+
+def test_a_remote_jaeger_store_needs_its_servers(write_spec) -> None:
+    spec = yaml.safe_load((ROOT / "stack.yaml").read_text())
+    spec["jaeger"] = {"storage": "elasticsearch"}
+    with pytest.raises(SpecError, match=r"jaeger \(line \d+\): missing required key: 'remote_storage'"):
+        load_spec("prod", write_spec(spec))
+    spec["loki"] = {"object_storage": {"endpoint": "s3.amazonaws.com", "bucket": "Bad_Bucket"}}
+    spec["jaeger"] = {"storage": "badger"}
+    with pytest.raises(SpecError, match=r"loki\.object_storage\.bucket \(line \d+\): expected a string matching"):
+        load_spec("prod", write_spec(spec))
+
+
+def test_validate_checks_the_chart_and_names_what_breaks(monkeypatch, tmp_path: Path) -> None:
+    """`theodore-obs validate` lints the chart and validates its manifests for each environment."""
+    assert chart_problems("prod") == []
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart, symlinks=True, ignore=shutil.ignore_patterns("rendered"))
+    (chart / "files" / "rendered").symlink_to(ROOT / "rendered")
+    template_file = chart / "templates" / "blackbox" / "deployment.yaml"
+    template_file.write_text(template_file.read_text().replace(
+        "imagePullPolicy: {{", "imagePullPolicyy: {{", 1))
+    monkeypatch.setattr("theodore_obs.chart.chart_dir", lambda: chart)
+    problems = chart_problems("prod")
+    assert problems and all("Deployment/blackbox" in p and "'imagePullPolicyy' was unexpected" in p
+                            for p in problems), problems
+    assert {p.split(":")[0] for p in problems} == {"kubernetes 1.33", "kubernetes 1.34"}
+
+
+def test_an_external_loki_takes_the_loki_host_name(scratch: Path) -> None:
+    """Loki scaled out elsewhere: the `loki` Service points there and no Loki runs here."""
+    manifests = template(scratch, "--set", "loki.externalHost=loki-gateway.loki.svc.cluster.local")
+    loki = [m for m in manifests if m["metadata"]["name"] == "loki" or "loki" in m["metadata"]["name"].split("-")]
+    assert [(m["kind"], m["spec"]["type"], m["spec"]["externalName"]) for m in loki] == [
+        ("Service", "ExternalName", "loki-gateway.loki.svc.cluster.local")]
+    assert not [e for m in manifests for e in validator_for(KUBERNETES_SCHEMAS[1]).errors(m)]
+
+
+def test_span_metrics_of_each_gateway_replica_are_their_own_series(rendered) -> None:
+    """Several gateways each count the spans routed to them: one writer per series."""
+    gate = "--feature-gates=connector.spanmetrics.includeCollectorInstanceID"
+    several = pod_spec(by_kind(rendered("ha"))[("Deployment", "otel-collector-gateway")])
+    single = pod_spec(by_kind(rendered("minimal"))[("Deployment", "otel-collector-gateway")])
+    assert gate in several["containers"][0]["args"]
+    assert gate not in single["containers"][0]["args"]
+
+
+def test_every_host_the_configs_address_is_a_service_with_that_port(rendered) -> None:
+    """`prometheus:9090`, `jaeger:14317`, … in the rendered configs reach a chart Service port."""
+    manifests = rendered()
+    ports = {m["metadata"]["name"]: {p["port"] for p in m["spec"]["ports"]}
+             for m in manifests if m["kind"] == "Service"}
+    addressed = set()
+    for path in (ROOT / "rendered" / "prod").rglob("*"):
+        if path.is_file() and path.name != "compose.yaml" and "kubernetes" not in path.parts:
+            addressed |= {(h, int(p)) for h, p in re.findall(r"(?<![\w.-])([a-z][a-z0-9-]*):(\d{2,5})\b",
+                                                             path.read_text())
+                          if h in set(CONTAINER_HOSTS.values())}
+    assert ("otel-collector-gateway", 4317) in addressed and ("jaeger", 14317) in addressed
+    missing = sorted((h, p) for h, p in addressed if p not in ports.get(h, set()))
+    assert not missing, f"addressed by rendered/prod but not served by a Service: {missing}"
+
+
+def test_the_agent_skips_its_own_log_files(rendered) -> None:
+    agent = yaml.safe_load((ROOT / "rendered/prod/otel-collector/agent.yaml").read_text())
+    container = pod_spec(by_kind(rendered())[("DaemonSet", "otel-collector-agent")])["containers"][0]
+    assert agent["receivers"]["filelog/pods"]["exclude"] == [f"/var/log/pods/*/{container['name']}/*.log"]
+
+
+@pytest.mark.parametrize(("env", "limit", "ok"), [("prod", "2Gi", False), ("prod", "2049Mi", True),
+                                                  ("local", "268435456", False), ("local", "300M", True)])
+def test_gateway_memory_limit_stays_above_the_rendered_memory_limiter(env: str, limit: str, ok: bool,
+                                                                      scratch: Path) -> None:
+    result = helm("template", "obs", str(CHART), "--set", f"environment={env}",
+                  "--set", f"collector.gateway.resources.limits.memory={limit}", tmp=scratch)
+    assert (result.returncode == 0) is ok, result.stderr
+    if not ok:
+        mib = load_spec(env).data["collector"]["memory_limit_mib"]
+        assert (f"collector.gateway.resources.limits.memory ({limit}) must be above the gateway's "
+                f"rendered memory_limiter limit, {mib} MiB") in result.stderr
