@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import click
 
+from .metrics import metrics
 from .status import status
 
-COMMANDS = [status]
+COMMANDS = [status, metrics]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

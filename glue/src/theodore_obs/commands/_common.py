@@ -111,7 +111,8 @@ def operator_command(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    """Rich output; wide when piped, so tables in files and tests are not cut."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 def emit(data: Any, fmt: str) -> None:
