@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import click
 
+from .logs import logs
 from .metrics import metrics
 from .status import status
 
-COMMANDS = [status, metrics]
+COMMANDS = [status, metrics, logs]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
