@@ -13,8 +13,9 @@ import click
 from .logs import logs
 from .metrics import metrics
 from .status import status
+from .traces import traces
 
-COMMANDS = [status, metrics, logs]
+COMMANDS = [status, metrics, logs, traces]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
