@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import click
 
+from .alerts import alerts
 from .logs import logs
 from .metrics import metrics
 from .status import status
 from .traces import traces
 
-COMMANDS = [status, metrics, logs, traces]
+COMMANDS = [status, metrics, logs, traces, alerts]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
