@@ -11,12 +11,13 @@ from __future__ import annotations
 import click
 
 from .alerts import alerts
+from .health import health
 from .logs import logs
 from .metrics import metrics
 from .status import status
 from .traces import traces
 
-COMMANDS = [status, metrics, logs, traces, alerts]
+COMMANDS = [status, metrics, logs, traces, alerts, health]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
