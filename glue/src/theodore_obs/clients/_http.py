@@ -32,11 +32,12 @@ class HttpBackend:
     """A backend's base URL and display name; ``get``/``post``/``delete`` return parsed JSON."""
 
     name = "backend"
+    hint = START_HINT
 
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 10.0, headers: dict[str, str] | None = None) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise BackendUnavailable(self.name, base_url, "its URL must start with http:// or https://")
-        self.base_url, self.timeout = base_url.rstrip("/"), timeout
+        self.base_url, self.timeout, self.headers = base_url.rstrip("/"), timeout, headers or {}
 
     def url(self, path: str, params: dict[str, Any] | None = None) -> str:
         query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None})
@@ -54,6 +55,8 @@ class HttpBackend:
         return self._send(urllib.request.Request(self.url(path), method="DELETE"))  # noqa: S310
 
     def _send(self, request: urllib.request.Request) -> Any:
+        for name, value in self.headers.items():
+            request.add_header(name, value)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
                 body = response.read()
@@ -61,7 +64,7 @@ class HttpBackend:
             detail = exc.read()[:300].decode(errors="replace").strip() or exc.reason
             raise BackendError(self.name, self.base_url, exc.code, _error_text(detail)) from None
         except (OSError, ValueError) as exc:
-            raise BackendUnavailable(self.name, self.base_url) from exc
+            raise BackendUnavailable(self.name, self.base_url, self.hint) from exc
         try:
             return json.loads(body) if body.strip() else None
         except ValueError:

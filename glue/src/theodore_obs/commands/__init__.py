@@ -11,13 +11,14 @@ from __future__ import annotations
 import click
 
 from .alerts import alerts
+from .dashboard import dashboard
 from .health import health
 from .logs import logs
 from .metrics import metrics
 from .status import status
 from .traces import traces
 
-COMMANDS = [status, metrics, logs, traces, alerts, health]
+COMMANDS = [status, metrics, logs, traces, alerts, health, dashboard]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
