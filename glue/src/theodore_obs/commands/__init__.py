@@ -12,13 +12,14 @@ import click
 
 from .alerts import alerts
 from .dashboard import dashboard
+from .export import export
 from .health import health
 from .logs import logs
 from .metrics import metrics
 from .status import status
 from .traces import traces
 
-COMMANDS = [status, metrics, logs, traces, alerts, health, dashboard]
+COMMANDS = [status, metrics, logs, traces, alerts, health, dashboard, export]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

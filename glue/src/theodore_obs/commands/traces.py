@@ -109,7 +109,7 @@ def trace_table(traces: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _public(trace: dict[str, Any]) -> dict[str, Any]:
+def public(trace: dict[str, Any]) -> dict[str, Any]:
     return {**trace, "spans": [{k: v for k, v in s.items() if k != "start_us"} for s in trace["spans"]]}
 
 
@@ -137,7 +137,7 @@ def traces(ctx: Context, trace_id: str | None, correlation_id: str | None, servi
     else:
         results = search(jaeger, service, correlation_id, errors, min_duration, since, limit)
     if fmt == "json":
-        emit({"count": len(results), "traces": [_public(t) for t in results]}, "json")
+        emit({"count": len(results), "traces": [public(t) for t in results]}, "json")
     elif tree if tree is not None else bool(trace_id or correlation_id):
         for t in results:
             console().print(span_tree(t))
