@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from .alerts import alerts
+from .cost import cost
 from .dashboard import dashboard
 from .export import export
 from .health import health
@@ -19,7 +20,7 @@ from .metrics import metrics
 from .status import status
 from .traces import traces
 
-COMMANDS = [status, metrics, logs, traces, alerts, health, dashboard, export]
+COMMANDS = [status, metrics, logs, traces, alerts, health, dashboard, export, cost]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
