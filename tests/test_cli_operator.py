@@ -41,7 +41,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     spec_file.write_text(yaml.safe_dump(spec))
     env = {"THEODORE_OBS_STATE": str(root / "state"), "SLACK_API_URL": "http://127.0.0.1:9/slack",
            "THEODORE_OBS_SPEC": str(spec_file)}
-    result = run_cli("up", "--timeout", "150", env=env)
+    result = run_cli("up", "--spec", str(spec_file), "--timeout", "150", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     try:
         yield {"spec": spec, "spec_file": spec_file, "env": env, "state": State(root / "state"), "root": root}
