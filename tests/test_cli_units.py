@@ -22,12 +22,14 @@ from .conftest import load_stack, run_cli
 
 CLOSED = "http://127.0.0.1:9"
 
+
 def test_every_seed_command_is_on_theodore_obs_and_the_mountable_group() -> None:
     seed = {"status", "metrics", "logs", "traces", "alerts", "health", "dashboard", "export"}
     assert seed | {"cost"} == {c.name for c in COMMANDS} == set(observability.commands)
     help_text = run_cli("--help").stdout
     for name in [*seed, "cost", "render", "validate", "up", "down", "bench", "tools"]:
         assert f"  {name} " in help_text, name
+
 
 def test_theodore_cli_can_mount_the_group() -> None:
     @click.group()
@@ -38,6 +40,7 @@ def test_theodore_cli_can_mount_the_group() -> None:
     result = CliRunner().invoke(theodore, ["observability", "dashboard", "--uid", "svc-overview"])
     assert result.exit_code == 0, result.output
     assert result.output == f"{load_stack()['grafana']['url']}/d/svc-overview\n"
+
 
 def test_seed_options_exist_with_their_choices() -> None:
     def choices(command: str, option: str) -> list[str]:
@@ -55,6 +58,7 @@ def test_seed_options_exist_with_their_choices() -> None:
                              }.items():
         assert set(options) <= {p.name for p in observability.commands[command].params}
 
+
 def test_addresses_come_from_the_spec_and_overrides_win() -> None:
     spec = load_stack()
     found = backends_from_spec(spec, {"loki": "http://logs.example:3100/", "jaeger": None})
@@ -63,11 +67,13 @@ def test_addresses_come_from_the_spec_and_overrides_win() -> None:
     assert found.loki == "http://logs.example:3100"
     assert found.grafana == spec["grafana"]["url"]
 
+
 def test_an_environment_variable_overrides_an_address() -> None:
     result = run_cli("logs", env={"THEODORE_OBS_LOKI_URL": CLOSED})
     assert result.returncode == 3
     assert result.stderr == (f"error: Loki at {CLOSED} is not answering — start the stack with `make up` "
                              "(or `theodore-obs up`)\n")
+
 
 def test_grafana_down_names_where_grafana_runs() -> None:
     result = run_cli("dashboard", "Overview", "--grafana-url", CLOSED)
@@ -75,10 +81,12 @@ def test_grafana_down_names_where_grafana_runs() -> None:
     assert result.stderr.startswith(f"error: Grafana at {CLOSED} is not answering")
     assert "native runtime runs no Grafana" in result.stderr
 
+
 def test_a_url_without_scheme_is_one_line_too() -> None:
     result = run_cli("traces", "--service", "x", "--jaeger-url", "127.0.0.1:16686")
     assert result.returncode == 3 and result.stderr.count("\n") == 1
     assert "must start with http://" in result.stderr
+
 
 def test_bad_spec_and_bad_durations_exit_2(tmp_path: Path) -> None:
     result = run_cli("status", "--spec", str(tmp_path / "missing.yaml"))
@@ -88,11 +96,13 @@ def test_bad_spec_and_bad_durations_exit_2(tmp_path: Path) -> None:
     result = run_cli("traces", "--min-duration", "slow", "--jaeger-url", CLOSED)
     assert result.returncode == 2 and "--min-duration" in result.stderr
 
+
 def test_durations() -> None:
     assert seconds("30m") == 1800 and seconds("1h30m") == 5400 and seconds("7d") == 604800
     for bad in ["", "1x", "h", "1h 30"]:
         with pytest.raises(click.BadParameter):
             seconds(bad)
+
 
 def test_matchers() -> None:
     assert parse_matcher("severity=critical") == {"name": "severity", "value": "critical",
@@ -103,18 +113,22 @@ def test_matchers() -> None:
     with pytest.raises(ValueError, match="expected NAME=VALUE"):
         parse_matcher("=x")
 
+
 def test_logql_of_every_filter() -> None:
     assert logql() == '{service_name=~".+"}'
     assert logql("warn", "theodore-demo", "abc", 'say "hi"') == (
         '{service_name=~".+"} |= "say \\"hi\\"" | service_name="theodore-demo" or scope_name="theodore-demo"'
         ' | correlation_id="abc" | severity_number >= 13')
 
+
 def test_the_correlation_attribute_is_the_middlewares() -> None:
     assert CORRELATION_ATTRIBUTE == SPAN_ATTRIBUTE
+
 
 def _report(models: list[dict[str, Any]], operations: list[dict[str, Any]], projected: float = 1.0) -> dict:
     return {"time_range": "7d", "by_model": models, "by_operation": operations,
             "budget": {"daily_usd": 500, "projected_daily_usd": projected}}
+
 
 def _op(model: str, operation: str, cost: float, tokens: float, before: float | None,
         failed: float = 0.0) -> dict[str, Any]:
@@ -122,9 +136,11 @@ def _op(model: str, operation: str, cost: float, tokens: float, before: float | 
             "failed_cost_usd": failed, "tokens": tokens, "tokens_previous_period": before,
             "token_growth_ratio": (tokens - before) / before if before else None}
 
+
 def test_quiet_data_gives_no_advice() -> None:
     models = [{"provider": "openai", "model": "gpt-4o-mini", "cost_per_successful_call_usd": 0.0001}]
     assert recommendations(_report(models, [_op("gpt-4o-mini", "chat", 1.0, 1000, 1000)])) == []
+
 
 def test_advice_names_growth_failures_and_budget_from_the_numbers() -> None:
     models = [{"provider": "openai", "model": "gpt-4o", "cost_per_successful_call_usd": 0.01},
@@ -139,6 +155,7 @@ def test_advice_names_growth_failures_and_budget_from_the_numbers() -> None:
     assert "up 50%" in found["token_growth"]["message"]
     assert "(10%)" in found["failed_spend"]["message"]
     assert "$700.00/day" in found["over_budget"]["message"] and "summarise" in found["over_budget"]["message"]
+
 
 def test_export_to_a_missing_folder_writes_nothing(tmp_path: Path) -> None:
 
