@@ -23,7 +23,7 @@ import yaml
 from theodore_obs.native import State
 from theodore_obs.telemetry.metrics import catalogue
 
-from .conftest import ROOT, load_stack, run_cli
+from .conftest import ROOT, run_cli, shifted_stack
 from .test_native import eventually, get_json
 
 PORT_OFFSET = 13800
@@ -33,12 +33,7 @@ PORT_OFFSET = 13800
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A running native stack with the demo and its load; yields spec, env and helpers."""
     root = tmp_path_factory.mktemp("operator")
-    spec = load_stack()
-    spec["ports"] = {name: port + PORT_OFFSET for name, port in spec["ports"].items()}
-    spec["services"]["theodore-demo"]["port"] += PORT_OFFSET
-    spec["demo"]["upstream_port"] += PORT_OFFSET
-    spec_file = root / "stack.yaml"
-    spec_file.write_text(yaml.safe_dump(spec))
+    spec, spec_file = shifted_stack(root, PORT_OFFSET)
     env = {"THEODORE_OBS_STATE": str(root / "state"), "SLACK_API_URL": "http://127.0.0.1:9/slack",
            "THEODORE_OBS_SPEC": str(spec_file)}
     result = run_cli("up", "--spec", str(spec_file), "--timeout", "150", env=env)

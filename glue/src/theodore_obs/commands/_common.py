@@ -16,6 +16,7 @@ from typing import Any
 import click
 import yaml
 from rich.console import Console
+from rich.table import Table
 
 from ..clients import BackendError, Backends, BackendUnavailable, backends_from_spec
 from ..clients.addresses import URL_ENV
@@ -113,6 +114,14 @@ def operator_command(command: Callable[..., Any]) -> Callable[..., Any]:
 def console() -> Console:
     """Rich output; wide when piped, so tables in files and tests are not cut."""
     return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+
+
+def make_table(title: str, columns: list[str], numeric: tuple[str, ...] = ()) -> Table:
+    """A rich table with these columns; the ``numeric`` ones right-aligned."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, justify="right" if column in numeric else "left")
+    return table
 
 
 def emit(data: Any, fmt: str) -> None:

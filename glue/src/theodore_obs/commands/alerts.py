@@ -8,11 +8,20 @@ from typing import Any
 
 import click
 import yaml
-from rich.table import Table
 
 from ..clients.alertmanager import Alertmanager, parse_matcher
 from ..clients.prometheus import Prometheus
-from ._common import EXIT_BAD_INPUT, EXIT_FAILED, Context, console, emit, fail, operator_command, seconds
+from ._common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    Context,
+    console,
+    emit,
+    fail,
+    make_table,
+    operator_command,
+    seconds,
+)
 from .alert_list import active_alerts
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
@@ -40,9 +49,7 @@ def list_alerts(ctx: Context, state: str, fmt: str) -> None:
     if fmt == "json":
         emit({"count": len(found), "alerts": found}, "json")
         return
-    table = Table(title=f"Alerts ({len(found)})")
-    for column in ["alert", "state", "severity", "since", "labels", "summary"]:
-        table.add_column(column)
+    table = make_table(f"Alerts ({len(found)})", ["alert", "state", "severity", "since", "labels", "summary"])
     for a in found:
         labels = ", ".join(f"{k}={v}" for k, v in a["labels"].items() if k not in ("alertname", "severity"))
         table.add_row(a["name"], a["state"], a["severity"] or "-", a["since"] or "-", labels,
@@ -134,9 +141,7 @@ def list_silences(ctx: Context, show_all: bool, fmt: str) -> None:
     if fmt == "json":
         emit({"count": len(found), "silences": found}, "json")
         return
-    table = Table(title=f"Silences ({len(found)})")
-    for column in ["id", "state", "matchers", "ends at", "by", "comment"]:
-        table.add_column(column)
+    table = make_table(f"Silences ({len(found)})", ["id", "state", "matchers", "ends at", "by", "comment"])
     for s in found:
         table.add_row(s["id"], s["state"], " ".join(s["matchers"]), s["ends_at"], s["created_by"],
                       s["comment"])

@@ -10,10 +10,19 @@ import time
 from typing import Any
 
 import click
-from rich.table import Table
 
 from ..clients.prometheus import Prometheus
-from ._common import TIME_RANGES, Context, console, emit, iso, operator_command, seconds, timestamp
+from ._common import (
+    TIME_RANGES,
+    Context,
+    console,
+    emit,
+    iso,
+    make_table,
+    operator_command,
+    seconds,
+    timestamp,
+)
 
 COST, TOKENS, CALLS = ("theodore_ai_cost_total", "theodore_ai_tokens_total",
                        "theodore_ai_operation_duration_seconds_count")
@@ -146,17 +155,15 @@ def _print(report: dict[str, Any]) -> None:
     out.print(f"[bold]AI spend over the last {report['time_range']}[/] (at {report['at']}): "
               f"{_usd(report['total_usd'])}, {report['total_tokens']:.0f} tokens, "
               f"{_usd(report['cost_per_successful_research_usd'])} per successful research")
-    models = Table(title="By model")
-    for column in ["provider", "model", "cost", "input tokens", "output tokens", "calls", "ok", "$/ok call"]:
-        models.add_column(column, justify="left" if column in ("provider", "model") else "right")
+    money = ("cost", "input tokens", "output tokens", "calls", "ok", "$/ok call")
+    models = make_table("By model", ["provider", "model", *money], numeric=money)
     for m in report["by_model"]:
         models.add_row(m["provider"], m["model"], _usd(m["cost_usd"]), f"{m['tokens_input']:.0f}",
                        f"{m['tokens_output']:.0f}", f"{m['calls']:.0f}", f"{m['successful_calls']:.0f}",
                        _usd(m["cost_per_successful_call_usd"]))
     out.print(models)
-    ops = Table(title="By operation")
-    for column in ["provider", "model", "operation", "cost", "tokens", "previous period", "growth"]:
-        ops.add_column(column, justify="left" if column in ("provider", "model", "operation") else "right")
+    amounts = ("cost", "tokens", "previous period", "growth")
+    ops = make_table("By operation", ["provider", "model", "operation", *amounts], numeric=amounts)
     for o in report["by_operation"]:
         growth = "-" if o["token_growth_ratio"] is None else f"{o['token_growth_ratio']:+.0%}"
         before = "-" if o["tokens_previous_period"] is None else f"{o['tokens_previous_period']:.0f}"

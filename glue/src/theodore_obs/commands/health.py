@@ -10,11 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import click
-from rich.table import Table
 
 from ..endpoints import Endpoint, probe
 from ..spec import observed_services
-from ._common import EXIT_FAILED, Context, console, emit, operator_command
+from ._common import EXIT_FAILED, Context, console, emit, make_table, operator_command
 from .status import component_endpoints
 
 APP_PATHS = {"ready": "/readyz", "status": "/status"}
@@ -79,9 +78,8 @@ def health(ctx: Context, fmt: str) -> None:
     if fmt == "json":
         emit(report, "json")
     else:
-        table = Table(title="Health")
-        for column in ["component", "kind", "state", "latency", "detail"]:
-            table.add_column(column, justify="right" if column == "latency" else "left")
+        table = make_table("Health", ["component", "kind", "state", "latency", "detail"],
+                           numeric=("latency",))
         for r in report["components"]:
             state = "[green]ready[/]" if r["healthy"] else ("[red]NOT READY[/]" if r["required"]
                                                            else "[yellow]absent (optional)[/]")

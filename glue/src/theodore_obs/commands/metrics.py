@@ -13,7 +13,17 @@ from rich.live import Live
 from rich.table import Table
 
 from ..clients.prometheus import Prometheus
-from ._common import TIME_RANGES, Context, console, emit, iso, operator_command, timestamp, write_json
+from ._common import (
+    TIME_RANGES,
+    Context,
+    console,
+    emit,
+    iso,
+    make_table,
+    operator_command,
+    timestamp,
+    write_json,
+)
 from .catalogue import catalogue, names_with
 
 
@@ -78,9 +88,9 @@ def _cell(value: Any) -> str:
 
 
 def metrics_table(report: dict[str, Any], show_empty: bool) -> Table:
-    table = Table(title=f"Metrics over the last {report['time_range']} (at {report['at']})")
-    for column in ["metric", "type", "job", "value", "increase", "count", "p50", "p95"]:
-        table.add_column(column, justify="left" if column in ("metric", "type", "job") else "right")
+    values = ("value", "increase", "count", "p50", "p95")
+    table = make_table(f"Metrics over the last {report['time_range']} (at {report['at']})",
+                       ["metric", "type", "job", *values], numeric=values)
     for metric in report["metrics"]:
         if not metric["series"] and show_empty:
             table.add_row(metric["name"], metric["type"], "(no data)", *["-"] * 5)

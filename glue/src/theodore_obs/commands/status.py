@@ -7,13 +7,12 @@ import sys
 from typing import Any
 
 import click
-from rich.table import Table
 
 from ..clients import BackendError, BackendUnavailable
 from ..clients.alertmanager import Alertmanager
 from ..clients.prometheus import Prometheus
 from ..endpoints import Endpoint, probe_all, service_endpoints, stack_endpoints
-from ._common import EXIT_BAD_INPUT, EXIT_FAILED, Context, console, emit, fail, operator_command
+from ._common import EXIT_BAD_INPUT, EXIT_FAILED, Context, console, emit, fail, make_table, operator_command
 from .alert_list import active_alerts
 
 
@@ -78,9 +77,8 @@ def status_report(ctx: Context, component: str | None = None, detailed: bool = F
 def _print_table(report: dict[str, Any], alerts_only: bool, detailed: bool) -> None:
     out = console()
     if not alerts_only:
-        table = Table(title="Components")
-        for column in ["component", "state", "latency", "version", "detail"]:
-            table.add_column(column, justify="right" if column == "latency" else "left")
+        table = make_table("Components", ["component", "state", "latency", "version", "detail"],
+                           numeric=("latency",))
         for h in report["components"]:
             state = "[green]healthy[/]" if h["healthy"] else "[red]DOWN[/]"
             table.add_row(h["component"], state, f"{h['latency_ms']:.1f}ms", h["version"] or "-", h["detail"])
@@ -91,9 +89,7 @@ def _print_table(report: dict[str, Any], alerts_only: bool, detailed: bool) -> N
             for t in summary["down_targets"]:
                 out.print(f"  [red]down[/] {t['job']} {t['instance']}: {t['last_error'] or '-'}")
         if detailed and report.get("targets"):
-            targets = Table(title="Scrape targets")
-            for column in ["job", "instance", "health", "last scrape"]:
-                targets.add_column(column)
+            targets = make_table("Scrape targets", ["job", "instance", "health", "last scrape"])
             for t in report["targets"]:
                 targets.add_row(t["job"], t["instance"], t["health"], t["last_scrape"] or "-")
             out.print(targets)
@@ -108,9 +104,7 @@ def _print_alerts(out: Any, alerts: list[dict[str, Any]] | None) -> None:
     if not alerts:
         out.print("active alerts: none")
         return
-    table = Table(title=f"Active alerts ({len(alerts)})")
-    for column in ["alert", "state", "severity", "since", "summary"]:
-        table.add_column(column)
+    table = make_table(f"Active alerts ({len(alerts)})", ["alert", "state", "severity", "since", "summary"])
     for a in alerts:
         table.add_row(a["name"], a["state"], a["severity"] or "-", a["since"] or "-", a["summary"] or "")
     out.print(table)

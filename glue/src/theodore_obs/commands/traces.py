@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from ..clients.jaeger import Jaeger
-from ._common import EXIT_FAILED, Context, console, emit, fail, iso, operator_command, seconds
+from ._common import EXIT_FAILED, Context, console, emit, fail, iso, make_table, operator_command, seconds
 
 CORRELATION_ATTRIBUTE = "theodore.correlation_id"
 """The span attribute our correlation middleware sets (``telemetry.correlation.SPAN_ATTRIBUTE``;
@@ -99,9 +99,9 @@ def span_tree(trace: dict[str, Any]) -> Tree:
 
 
 def trace_table(traces: list[dict[str, Any]]) -> Table:
-    table = Table(title=f"Traces ({len(traces)})")
-    for column in ["trace id", "start", "root", "spans", "duration", "error", "correlation id"]:
-        table.add_column(column, justify="right" if column in ("spans", "duration") else "left")
+    table = make_table(f"Traces ({len(traces)})",
+                       ["trace id", "start", "root", "spans", "duration", "error", "correlation id"],
+                       numeric=("spans", "duration"))
     for t in traces:
         table.add_row(t["trace_id"], t["start"], f"{t['root_service']}: {t['root_operation']}",
                       str(t["span_count"]), f"{t['duration_ms']:.1f}ms",
