@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import select
+import signal
 import subprocess
 import sys
 import time
@@ -22,6 +24,7 @@ import pytest
 import yaml
 from theodore_obs.native import State
 from theodore_obs.telemetry.metrics import catalogue
+from theodore_obs.tools import binary_path
 
 from .conftest import ROOT, run_cli, shifted_stack
 from .test_native import eventually, get_json
@@ -180,6 +183,27 @@ def test_logs_follow_prints_new_lines(stack: dict[str, Any]) -> None:
     assert line["correlation_id"] == cid
 
 
+def test_ctrl_c_ends_follow_and_live_without_a_traceback(stack: dict[str, Any]) -> None:
+    for args in (["logs", "--follow", "--since", "1m"], ["metrics", "--live", "--interval", "0.5"]):
+        # A shell may start the tests with SIGINT ignored, which children inherit: reset it
+        # (one signal call, no lock taken, so the fork-with-threads hazard does not apply).
+        running = subprocess.Popen(
+            [sys.executable, "-m", "theodore_obs", *args], cwd=ROOT, env={**os.environ, **stack["env"]},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
+        try:
+            printing, _, _ = select.select([running.stdout], [], [], 60)
+            assert printing and running.stdout.readline(), f"{args}: no output within 60s"
+            running.send_signal(signal.SIGINT)
+            _, err = running.communicate(timeout=60)
+        finally:
+            if running.poll() is None:
+                running.kill()
+                running.wait()
+        assert running.returncode == 130, err
+        assert "Traceback" not in err
+
+
 def test_traces_of_a_correlation_id_as_a_span_tree(stack: dict[str, Any], known_request: str) -> None:
     def traces() -> list[dict[str, Any]]:
         found = cli_json(stack, "traces", "--correlation-id", known_request)["traces"]
@@ -245,6 +269,11 @@ def test_metrics_prometheus_format_export_and_live(stack: dict[str, Any], tmp_pa
                                      "# TYPE theodore_requests_total counter"]
     assert any(line.startswith("theodore_requests_total{") and 'job="theodore-demo"' in line
                for line in text.splitlines())
+    everything = cli(stack, "metrics", "--format", "prometheus").stdout
+    lint = subprocess.run([str(binary_path("promtool")), "check", "metrics"], input=everything,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert "# TYPE theodore_request_duration_seconds histogram" in everything
     out = tmp_path / "report.json"
     cli(stack, "metrics", "--component", "storage", "--export", str(out))
     exported = json.loads(out.read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -163,11 +164,17 @@ def metrics(ctx: Context, metric_name: str | None, time_range: str, component: s
 
 def _live(prometheus: Prometheus, names: list[str], window: str, job: str | None, interval: float,
           iterations: int | None) -> None:
-    count = 0
-    with Live(console=console(), auto_refresh=False) as view:
+    """Redraw in place on a terminal; elsewhere (a pipe, a file) print one table per refresh."""
+    out, count = console(), 0
+    with Live(console=out, auto_refresh=False) if out.is_terminal else nullcontext() as view:
         while iterations is None or count < iterations:
-            report = metrics_report(prometheus, names, window, job, time.time())
-            view.update(metrics_table(report, show_empty=len(names) == 1), refresh=True)
+            table = metrics_table(metrics_report(prometheus, names, window, job, time.time()),
+                                  show_empty=len(names) == 1)
+            if view is None:
+                out.print(table)
+                out.file.flush()
+            else:
+                view.update(table, refresh=True)
             count += 1
             if iterations is None or count < iterations:
                 time.sleep(interval)
