@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,18 @@ def test_a_url_without_scheme_is_one_line_too() -> None:
     result = run_cli("traces", "--service", "x", "--jaeger-url", "127.0.0.1:16686")
     assert result.returncode == 3 and result.stderr.count("\n") == 1
     assert "must start with http://" in result.stderr
+
+
+def test_a_backend_that_hangs_is_named_with_the_wait() -> None:
+    """A listener that accepts and never answers: the timeout, not a traceback."""
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen()
+        address = f"http://127.0.0.1:{hung.getsockname()[1]}"
+        result = run_cli("cost", "--prometheus-url", address, env={"THEODORE_OBS_HTTP_TIMEOUT": "1"})
+    assert result.returncode == 3
+    assert result.stderr == (f"error: Prometheus at {address} did not answer within 1s — it may be overloaded "
+                             "(wait longer with THEODORE_OBS_HTTP_TIMEOUT)\n")
 
 
 def test_bad_spec_and_bad_durations_exit_2(tmp_path: Path) -> None:

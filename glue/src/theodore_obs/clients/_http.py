@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -11,13 +12,17 @@ from typing import Any
 START_HINT = "start the stack with `make up` (or `theodore-obs up`)"
 """What to do when a backend does not answer."""
 
+TIMEOUT_ENV = "THEODORE_OBS_HTTP_TIMEOUT"
+"""Seconds to wait for each backend answer (default 10)."""
+
 
 class BackendUnavailable(RuntimeError):
     """A backend did not answer at all (refused, timed out, unresolvable)."""
 
-    def __init__(self, name: str, url: str, hint: str = START_HINT) -> None:
+    def __init__(self, name: str, url: str, hint: str = START_HINT,
+                 problem: str = "is not answering") -> None:
         self.name, self.url, self.hint = name, url, hint
-        super().__init__(f"{name} at {url} is not answering — {hint}")
+        super().__init__(f"{name} at {url} {problem} — {hint}")
 
 
 class BackendError(RuntimeError):
@@ -34,10 +39,12 @@ class HttpBackend:
     name = "backend"
     hint = START_HINT
 
-    def __init__(self, base_url: str, timeout: float = 10.0, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, base_url: str, timeout: float | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise BackendUnavailable(self.name, base_url, "its URL must start with http:// or https://")
-        self.base_url, self.timeout, self.headers = base_url.rstrip("/"), timeout, headers or {}
+        self.base_url, self.headers = base_url.rstrip("/"), headers or {}
+        self.timeout = timeout or float(os.environ.get(TIMEOUT_ENV) or 10)
 
     def url(self, path: str, params: dict[str, Any] | None = None) -> str:
         query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None})
@@ -64,6 +71,10 @@ class HttpBackend:
             detail = exc.read()[:300].decode(errors="replace").strip() or exc.reason
             raise BackendError(self.name, self.base_url, exc.code, _error_text(detail)) from None
         except (OSError, ValueError) as exc:
+            if isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError):
+                raise BackendUnavailable(
+                    self.name, self.base_url, f"it may be overloaded (wait longer with {TIMEOUT_ENV})",
+                    f"did not answer within {self.timeout:g}s") from None
             raise BackendUnavailable(self.name, self.base_url, self.hint) from exc
         try:
             return json.loads(body) if body.strip() else None
