@@ -35,3 +35,14 @@ def write_spec(tmp_path: Path):
         return path
 
     return write
+
+
+def shifted_stack(root: Path, offset: int) -> tuple[dict, Path]:
+    """stack.yaml with every port (the demo's too) shifted by ``offset``, written to ROOT/stack.yaml."""
+    spec = load_stack()
+    spec["ports"] = {name: port + offset for name, port in spec["ports"].items()}
+    spec["services"]["theodore-demo"]["port"] += offset
+    spec["demo"]["upstream_port"] += offset
+    spec_file = root / "stack.yaml"
+    spec_file.write_text(yaml.safe_dump(spec))
+    return spec, spec_file

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ import click
 
 from . import native
 from .bench import report_all
-from .endpoints import probe_all, service_endpoints, stack_endpoints
+from .commands import COMMANDS as OPERATOR_COMMANDS
 from .paths import rendered_root
 from .render import COMPOSE, render_files, write_tree
 from .spec import SpecError, environments, load_spec
@@ -125,28 +124,8 @@ def down() -> None:
     native.down(say=click.echo)
 
 
-@main.command()
-@click.option("--env", "env", default="local", show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--spec", "spec_path", type=click.Path(path_type=Path), help="Spec file (default: stack.yaml).")
-def status(env: str, fmt: str, spec_path: Path | None) -> None:
-    """Show each component's health, latency and version."""
-    try:
-        spec = load_spec(env, spec_path)
-    except SpecError as exc:
-        _fail(str(exc), EXIT_BAD_SPEC)
-    results = probe_all(stack_endpoints(spec.data) + service_endpoints(spec.data))
-    if fmt == "json":
-        click.echo(json.dumps({"components": [h.as_dict() for h in results],
-                               "healthy": all(h.healthy for h in results)}, indent=2))
-    else:
-        click.echo(f"{'COMPONENT':<16}{'STATE':<10}{'LATENCY':>9}  {'VERSION':<10} DETAIL")
-        for h in results:
-            state = "healthy" if h.healthy else "DOWN"
-            click.echo(f"{h.component:<16}{state:<10}{h.latency_ms:>7.1f}ms  "
-                       f"{h.version or '-':<10} {h.detail}")
-    if not all(h.healthy for h in results):
-        sys.exit(1)
+for _command in OPERATOR_COMMANDS:
+    main.add_command(_command)
 
 
 __all__ = ["main"]

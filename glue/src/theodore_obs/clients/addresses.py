@@ -1,0 +1,39 @@
+"""Where each backend answers: the spec's ports on 127.0.0.1, overridable by flag or env."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+URL_ENV = "THEODORE_OBS_{name}_URL"
+"""Environment variable overriding one backend's base URL, e.g. ``THEODORE_OBS_LOKI_URL``."""
+
+
+@dataclass(frozen=True)
+class Backends:
+    """Base URLs of the APIs the operator CLI talks to."""
+
+    prometheus: str
+    alertmanager: str
+    loki: str
+    jaeger: str
+    grafana: str
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+def backends_from_spec(spec: dict[str, Any], overrides: dict[str, str | None] | None = None,
+                       host: str = "127.0.0.1") -> Backends:
+    """The spec's addresses (Grafana from ``grafana.url``), with non-empty ``overrides`` winning."""
+    ports = spec["ports"]
+    found = {
+        "prometheus": f"http://{host}:{ports['prometheus']}",
+        "alertmanager": f"http://{host}:{ports['alertmanager']}",
+        "loki": f"http://{host}:{ports['loki']}",
+        "jaeger": f"http://{host}:{ports['jaeger_query']}",
+        "grafana": spec.get("grafana", {}).get("url") or f"http://{host}:{ports['grafana']}",
+    }
+    found.update({k: v.rstrip("/") for k, v in (overrides or {}).items() if v})
+    return Backends(**found)

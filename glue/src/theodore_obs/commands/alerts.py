@@ -1,0 +1,157 @@
+"""``alerts``: list firing/pending alerts, show where a label set routes, manage silences."""
+
+from __future__ import annotations
+
+import getpass
+from datetime import timedelta
+from typing import Any
+
+import click
+import yaml
+
+from ..clients.alertmanager import Alertmanager, parse_matcher
+from ..clients.prometheus import Prometheus
+from ._common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    Context,
+    console,
+    emit,
+    fail,
+    make_table,
+    operator_command,
+    seconds,
+)
+from .alert_list import active_alerts
+
+FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+                      show_default=True)
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def alerts(click_ctx: click.Context) -> None:
+    """Firing and pending alerts (the default), routing, silences."""
+    if click_ctx.invoked_subcommand is None:
+        click_ctx.invoke(list_alerts)
+
+
+@alerts.command("list")
+@click.option("--state", type=click.Choice(["firing", "pending", "suppressed", "all"]), default="all",
+              show_default=True)
+@FORMAT
+@operator_command
+def list_alerts(ctx: Context, state: str, fmt: str) -> None:
+    """Alerts Alertmanager holds (firing, suppressed) and Prometheus's pending ones."""
+    found = [a for a in active_alerts(Prometheus(ctx.backends.prometheus),
+                                      Alertmanager(ctx.backends.alertmanager))
+             if state in ("all", a["state"])]
+    if fmt == "json":
+        emit({"count": len(found), "alerts": found}, "json")
+        return
+    table = make_table(f"Alerts ({len(found)})", ["alert", "state", "severity", "since", "labels", "summary"])
+    for a in found:
+        labels = ", ".join(f"{k}={v}" for k, v in a["labels"].items() if k not in ("alertname", "severity"))
+        table.add_row(a["name"], a["state"], a["severity"] or "-", a["since"] or "-", labels,
+                      a["summary"] or "")
+    console().print(table)
+
+
+def _labels(pairs: tuple[str, ...]) -> dict[str, str]:
+    labels = {}
+    for pair in pairs:
+        name, found, value = pair.partition("=")
+        if not found or not name:
+            fail(f"label {pair!r}: expected NAME=VALUE", EXIT_BAD_INPUT)
+        labels[name] = value
+    return labels
+
+
+def integrations(config_text: str) -> dict[str, list[str]]:
+    """Receiver name → its integrations (``slack``, ``pagerduty``, …) in an Alertmanager config."""
+    config = yaml.safe_load(config_text) or {}
+    return {r["name"]: sorted(k.removesuffix("_configs") for k in r if k.endswith("_configs"))
+            for r in config.get("receivers", [])}
+
+
+@alerts.command()
+@click.argument("labels", nargs=-1, required=True)
+@FORMAT
+@operator_command
+def routes(ctx: Context, labels: tuple[str, ...], fmt: str) -> None:
+    """Receivers an alert with LABELS (severity=critical service=api) is routed to."""
+    alertmanager = Alertmanager(ctx.backends.alertmanager)
+    wanted = _labels(labels)
+    try:
+        names = alertmanager.receivers_for(wanted)
+    except RuntimeError as exc:
+        fail(str(exc), EXIT_FAILED)
+    kinds = integrations(alertmanager.config())
+    receivers = [{"name": n, "integrations": kinds.get(n, [])} for n in names]
+    if fmt == "json":
+        emit({"labels": wanted, "receivers": receivers}, "json")
+        return
+    for r in receivers:
+        click.echo(f"{r['name']}: {', '.join(r['integrations']) or '(no integrations: dropped)'}")
+
+
+@alerts.group()
+def silence() -> None:
+    """Create, list and expire silences (Alertmanager API v2)."""
+
+
+def _silence_row(s: dict[str, Any]) -> dict[str, Any]:
+    matchers = [m["name"] + ("" if m.get("isEqual", True) else "!") + ("=~" if m["isRegex"] else "=")
+                + m["value"] for m in s["matchers"]]
+    return {"id": s["id"], "state": s["status"]["state"], "matchers": matchers, "starts_at": s["startsAt"],
+            "ends_at": s["endsAt"], "created_by": s["createdBy"], "comment": s["comment"]}
+
+
+@silence.command("create")
+@click.option("--matcher", "-m", "matchers", multiple=True, required=True,
+              help="NAME=VALUE, NAME!=VALUE, NAME=~RE or NAME!~RE (repeat for several).")
+@click.option("--duration", default="2h", show_default=True, help="How long: 30m, 2h, 1d.")
+@click.option("--comment", required=True, help="Why (shown to everyone who sees the silence).")
+@click.option("--author", default=getpass.getuser, show_default="current user")
+@FORMAT
+@operator_command
+def create_silence(ctx: Context, matchers: tuple[str, ...], duration: str, comment: str, author: str,
+                   fmt: str) -> None:
+    """Silence alerts matching every MATCHER for DURATION."""
+    try:
+        parsed = [parse_matcher(m) for m in matchers]
+    except ValueError as exc:
+        fail(f"--matcher: {exc}", EXIT_BAD_INPUT)
+    silence_id = Alertmanager(ctx.backends.alertmanager).create_silence(
+        parsed, timedelta(seconds=seconds(duration)), comment, author)
+    if fmt == "json":
+        emit({"silence_id": silence_id}, "json")
+    else:
+        click.echo(f"created silence {silence_id} for {duration}")
+
+
+@silence.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include expired silences.")
+@FORMAT
+@operator_command
+def list_silences(ctx: Context, show_all: bool, fmt: str) -> None:
+    """Active and pending silences."""
+    found = [_silence_row(s) for s in Alertmanager(ctx.backends.alertmanager).silences()
+             if show_all or s["status"]["state"] != "expired"]
+    if fmt == "json":
+        emit({"count": len(found), "silences": found}, "json")
+        return
+    table = make_table(f"Silences ({len(found)})", ["id", "state", "matchers", "ends at", "by", "comment"])
+    for s in found:
+        table.add_row(s["id"], s["state"], " ".join(s["matchers"]), s["ends_at"], s["created_by"],
+                      s["comment"])
+    console().print(table)
+
+
+@silence.command("expire")
+@click.argument("silence_id")
+@operator_command
+def expire_silence(ctx: Context, silence_id: str) -> None:
+    """End the silence SILENCE_ID now."""
+    Alertmanager(ctx.backends.alertmanager).expire_silence(silence_id)
+    click.echo(f"expired silence {silence_id}")
