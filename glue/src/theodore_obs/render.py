@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 
 from .paths import repo_root, state_root
+from .rule_context import rule_context
 from .spec import Spec, observed_services
 from .versions import load_versions
 
@@ -64,6 +65,13 @@ class Runtime:
             assert self.data_root is not None
             return str(self.data_root / component)
         return CONTAINER_DATA[component]
+
+    def config_dir(self, component: str) -> str:
+        """Where a component reads its rendered files: the state's config folder, or /etc."""
+        if self.native:
+            assert self.data_root is not None
+            return str(self.data_root.parent / "config" / component)
+        return f"/etc/{component}"
 
 
 # Inside a container a server must listen on every interface; compose publishes to 127.0.0.1.
@@ -137,9 +145,11 @@ def context(spec: Spec, runtime: Runtime) -> dict[str, Any]:
         "health_endpoints": health_endpoints(data, runtime),
         "secret_files": secret_files(data),
         "data_dir": runtime.data_dir,
+        "config_dir": runtime.config_dir,
         "service_host": lambda name: runtime.service_host(name, data),
         "prometheus_flags": lambda cfg, d: prometheus_flags(data, runtime, cfg, d),
         "alertmanager_flags": lambda cfg, d: alertmanager_flags(data, runtime, cfg, d),
+        **rule_context(data),
     }
 
 

@@ -42,7 +42,8 @@ class Finding:
         return text
 
 
-def _run(tool: str, argv: list[str], file: Path) -> Finding:
+def run_check(tool: str, argv: list[str], file: Path) -> Finding:
+    """Run one check of ``checks_for`` (the binary from the tool cache)."""
     try:
         cmd = [str(binary_path(argv[0])), *argv[1:]]
     except ToolError as exc:
@@ -70,9 +71,12 @@ def checks_for(env_dir: Path) -> list[tuple[str, list[str], Path]]:
     """(tool label, argv, file) for every check of one rendered environment."""
     prom = env_dir / "prometheus" / "prometheus.yml"
     rules = sorted((env_dir / "prometheus" / "rules").glob("*.yml"))
+    rule_tests = sorted((env_dir / "prometheus" / "tests").glob("*.test.yml"))
+    log_rules = sorted((env_dir / "loki" / "rules").glob("*/*.yml"))
     found = [
         ("promtool check config", ["promtool", "check", "config", str(prom)], prom),
         *[("promtool check rules", ["promtool", "check", "rules", str(r)], r) for r in rules],
+        *[("promtool test rules", ["promtool", "test", "rules", str(t)], t) for t in rule_tests],
         ("amtool check-config", ["amtool", "check-config",
                                  str(env_dir / "alertmanager" / "alertmanager.yml")],
          env_dir / "alertmanager" / "alertmanager.yml"),
@@ -85,6 +89,8 @@ def checks_for(env_dir: Path) -> list[tuple[str, list[str], Path]]:
         ("loki -verify-config", ["loki", "-verify-config",
                                  f"-config.file={env_dir / 'loki' / 'loki.yaml'}"],
          env_dir / "loki" / "loki.yaml"),
+        *[("lokitool rules check", ["lokitool", "rules", "check", f"--rule-files={r}"], r)
+          for r in log_rules],
         ("jaeger validate", ["jaeger", "validate", f"--config={env_dir / 'jaeger' / 'config.yaml'}"],
          env_dir / "jaeger" / "config.yaml"),
         ("blackbox --config.check", ["blackbox_exporter", "--config.check",
@@ -95,7 +101,7 @@ def checks_for(env_dir: Path) -> list[tuple[str, list[str], Path]]:
 
 
 def validate_env(env_dir: Path) -> list[Finding]:
-    findings = [_run(tool, argv, file) for tool, argv, file in checks_for(env_dir)]
+    findings = [run_check(tool, argv, file) for tool, argv, file in checks_for(env_dir)]
     compose = env_dir / "compose.yaml"
     if compose.exists():
         findings.append(check_compose(compose))
