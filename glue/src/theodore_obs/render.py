@@ -19,6 +19,7 @@ from typing import Any
 
 import jinja2
 
+from .dashboards import dashboard_files, prometheus_min_interval
 from .paths import repo_root, state_root
 from .spec import Spec, observed_services
 from .versions import load_versions
@@ -50,6 +51,7 @@ class Runtime:
     secrets_dir: str
     native: bool
     data_root: Path | None = None
+    config_root: Path | None = None
 
     def host(self, component: str) -> str:
         return "127.0.0.1" if self.native else CONTAINER_HOSTS[component]
@@ -63,6 +65,13 @@ class Runtime:
             return str(self.data_root / component)
         return CONTAINER_DATA[component]
 
+    def grafana_dashboards(self) -> str:
+        """Where Grafana's dashboard provider reads the generated dashboards."""
+        if self.native:
+            assert self.config_root is not None
+            return str(self.config_root / "grafana" / "dashboards")
+        return "/var/lib/grafana/dashboards"
+
 
 # Inside a container a server must listen on every interface; compose publishes to 127.0.0.1.
 COMPOSE = Runtime(name="compose", bind="0.0.0.0", secrets_dir="/run/secrets", native=False)  # noqa: S104
@@ -71,7 +80,7 @@ COMPOSE = Runtime(name="compose", bind="0.0.0.0", secrets_dir="/run/secrets", na
 def native_runtime(state: Path | None = None) -> Runtime:
     state = state or state_root()
     return Runtime(name="native", bind="127.0.0.1", secrets_dir=str(state / "secrets"),
-                   native=True, data_root=state / "data")
+                   native=True, data_root=state / "data", config_root=state / "config")
 
 
 def secret_files(spec: dict[str, Any]) -> dict[str, str]:
@@ -138,6 +147,8 @@ def context(spec: Spec, runtime: Runtime) -> dict[str, Any]:
         "service_host": lambda name: runtime.service_host(name, data),
         "prometheus_flags": lambda cfg, d: prometheus_flags(data, runtime, cfg, d),
         "alertmanager_flags": lambda cfg, d: alertmanager_flags(data, runtime, cfg, d),
+        "grafana_dashboards_dir": runtime.grafana_dashboards(),
+        "prometheus_min_interval": prometheus_min_interval(data),
     }
 
 
@@ -171,6 +182,7 @@ def render_files(spec: Spec, runtime: Runtime) -> dict[str, str]:
         text = env.get_template(template.as_posix()).render(ctx)
         prefix = header(template, spec) if out.endswith((".yaml", ".yml")) else ""
         files[out] = prefix + text
+    files.update(dashboard_files({**spec.data, "environment": spec.environment}))
     return files
 
 
