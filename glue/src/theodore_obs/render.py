@@ -21,6 +21,7 @@ import jinja2
 
 from .dashboards import dashboard_files, prometheus_min_interval
 from .paths import repo_root, state_root
+from .rule_context import rule_context
 from .spec import Spec, observed_services
 from .versions import load_versions
 
@@ -147,8 +148,12 @@ def context(spec: Spec, runtime: Runtime) -> dict[str, Any]:
         "service_host": lambda name: runtime.service_host(name, data),
         "prometheus_flags": lambda cfg, d: prometheus_flags(data, runtime, cfg, d),
         "alertmanager_flags": lambda cfg, d: alertmanager_flags(data, runtime, cfg, d),
+<<<<<<< HEAD
         "grafana_dashboards_dir": runtime.grafana_dashboards(),
         "prometheus_min_interval": prometheus_min_interval(data),
+=======
+        **rule_context(data),
+>>>>>>> issue4-rules
     }
 
 

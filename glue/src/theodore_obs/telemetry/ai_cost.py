@@ -83,9 +83,9 @@ class GenAICostProcessor(SpanProcessor):
         model = _attr(span, "gen_ai.response.model", "gen_ai.request.model")
         provider = _attr(span, "gen_ai.provider.name", "gen_ai.system")
         success = span.status.status_code is not StatusCode.ERROR
-        # A failed call usually reports no usage; it still counts as a failure and a duration.
-        if model is None or provider is None or (input_tokens is None and output_tokens is None
-                                                 and success):
+        # A failed call often has no usage (the provider answered 5xx): still an AI failure.
+        if model is None or provider is None or (success and input_tokens is None
+                                                 and output_tokens is None):
             return
         input_tokens, output_tokens = int(input_tokens or 0), int(output_tokens or 0)
         operation = _attr(span, "gen_ai.operation.name") or "unknown"
