@@ -148,12 +148,9 @@ def context(spec: Spec, runtime: Runtime) -> dict[str, Any]:
         "service_host": lambda name: runtime.service_host(name, data),
         "prometheus_flags": lambda cfg, d: prometheus_flags(data, runtime, cfg, d),
         "alertmanager_flags": lambda cfg, d: alertmanager_flags(data, runtime, cfg, d),
-<<<<<<< HEAD
+        **rule_context(data),
         "grafana_dashboards_dir": runtime.grafana_dashboards(),
         "prometheus_min_interval": prometheus_min_interval(data),
-=======
-        **rule_context(data),
->>>>>>> issue4-rules
     }
 
 
