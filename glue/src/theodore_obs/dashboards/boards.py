@@ -25,7 +25,7 @@ from .queries import (
     APP,
     LOG_STREAM,
     SPANMETRICS_CALLS,
-    SPANMETRICS_DURATION,
+    SPANMETRICS_DURATION_BUCKET,
     catalogue_panel,
     correlation_variable,
     environment_variable,
@@ -74,7 +74,7 @@ def service_overview(spec: dict[str, Any]) -> Board:
     board = Board("theodore-service-overview", "Theodore / Service overview",
                   "RED per service from span metrics (with exemplars), top endpoints, errors.",
                   ["services"], [environment_variable(spec["environment"]), service_variable()])
-    calls, duration = SPANMETRICS_CALLS, f"{SPANMETRICS_DURATION}_bucket"
+    calls, duration = SPANMETRICS_CALLS, SPANMETRICS_DURATION_BUCKET
     requests = rate(calls, ["service_name"], SERVER)
     error_ratio = f"{or_zero(rate(calls, ['service_name'], SERVER_ERRORS), requests)} / {requests}"
     high_errors = [runbook(spec, "HighErrorRate")]

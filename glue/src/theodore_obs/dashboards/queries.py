@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from ..rule_context import SPANMETRICS
 from ..telemetry.metrics import catalogue
 from .panels import Panel, prom, stat, timeseries
 
@@ -22,9 +23,9 @@ APP = 'deployment_environment="$environment", service_name=~"$service"'
 LOG_STREAM = '{deployment_environment="$environment", service_name=~"$service"}'
 """Loki stream selector: both are index labels of Loki's OTLP ingestion."""
 
-SPANMETRICS_CALLS = "traces_span_metrics_calls_total"
-SPANMETRICS_DURATION = "traces_span_metrics_duration_milliseconds"
-"""The collector's spanmetrics connector output (namespace traces.span.metrics, unit ms)."""
+SPANMETRICS_CALLS = SPANMETRICS["calls"]
+SPANMETRICS_DURATION_BUCKET = SPANMETRICS["duration_bucket"]
+"""The collector's spanmetrics connector output, named once for rules and dashboards."""
 
 UNITS = {"s": "s", "By": "bytes", "{USD}": "currencyUSD", "": "none"}
 
