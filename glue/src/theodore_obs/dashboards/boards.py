@@ -33,6 +33,7 @@ from .queries import (
     on_dashboard,
     or_zero,
     rate,
+    runbook,
     service_variable,
     total_stat,
 )
@@ -44,10 +45,6 @@ SLO_WINDOWS = ("5m", "1h", "6h", "1d", "3d")
 """Burn-rate windows drawn (the recording rules also have 30m and 2h)."""
 BUDGET_WINDOW = "3d"
 """The longest recorded window: error budget remaining is judged over it."""
-
-
-def runbook(spec: dict[str, Any], alert: str) -> dict[str, Any]:
-    return link(f"Runbook: {alert}", f"{spec['alerting']['runbook_base_url']}#{alert.lower()}")
 
 
 def traces_link(service_expr: str) -> dict[str, Any]:
@@ -65,9 +62,9 @@ def with_trace_links(panel: Panel) -> Panel:
     return panel
 
 
-def _catalogue_rows(board: Board, rows: dict[str, list[str]]) -> None:
+def _catalogue_rows(board: Board, rows: dict[str, list[str]], spec: dict[str, Any]) -> None:
     for row, names in rows.items():
-        board.row(row).add(*(catalogue_panel(name) for name in names))
+        board.row(row).add(*(catalogue_panel(name, spec) for name in names))
 
 
 def service_overview(spec: dict[str, Any]) -> Board:
@@ -113,7 +110,7 @@ def service_overview(spec: dict[str, Any]) -> Board:
     board.row("Traces").add(
         traces("Error traces of $service", jaeger_search("$service", "error=true"), width=12,
                repeat="service", description="Jaeger trace search; click a trace id to open it"))
-    _catalogue_rows(board, on_dashboard(board.uid))
+    _catalogue_rows(board, on_dashboard(board.uid), spec)
     return board
 
 
@@ -125,7 +122,7 @@ def research_kpis(spec: dict[str, Any]) -> Board:
     counters = [name for names in rows.values() for name in names
                 if catalogue()[name].type == "counter"]
     board.row("Totals over the time range").add(*(total_stat(name) for name in counters))
-    _catalogue_rows(board, rows)
+    _catalogue_rows(board, rows, spec)
     return board
 
 
@@ -165,7 +162,7 @@ def ai_cost(spec: dict[str, Any]) -> Board:
                                             "{{provider}} {{model}} {{operation}}"),
                    unit="percentunit", links=spikes),
     )
-    _catalogue_rows(board, on_dashboard(board.uid))
+    _catalogue_rows(board, on_dashboard(board.uid), spec)
     return board
 
 
@@ -245,10 +242,16 @@ def alerts(spec: dict[str, Any]) -> Board:
                         "{{integration}}"), width=8),
         timeseries("Failed notifications per second",
                    prom(_per_second("alertmanager_notifications_failed_total", "alertmanager", "integration"),
-                        "{{integration}}"), width=8),
+                        "{{integration}}"),
+                   width=8, links=[runbook(spec, "AlertmanagerNotificationsFailing")]),
         timeseries("Rule evaluation failures per second",
                    prom(_per_second("prometheus_rule_evaluation_failures_total", "prometheus", "rule_group"),
-                        "{{rule_group}}"), width=24, height=6),
+                        "{{rule_group}}"),
+                   width=12, links=[runbook(spec, "PrometheusRuleEvaluationFailures")]),
+        timeseries("Prometheus → Alertmanager notifications per second",
+                   prom(_per_second("prometheus_notifications_sent_total", "prometheus"), "sent"),
+                   prom(_per_second("prometheus_notifications_errors_total", "prometheus"), "errors"),
+                   width=12, links=[runbook(spec, "PrometheusNotificationsFailing")]),
     )
     return board
 
@@ -275,16 +278,19 @@ def stack_health(spec: dict[str, Any]) -> Board:
                                            for s in signals), width=8),
         timeseries("Exported per second",
                    *(prom(_per_second(f"otelcol_exporter_sent_{s}_total", col, "exporter"),
-                          f"{s} {{{{exporter}}}}") for s in signals), width=8),
+                          f"{s} {{{{exporter}}}}") for s in signals), width=8,
+                   links=[runbook(spec, "OtelCollectorExportFailing")]),
         timeseries("Dropped per second (refused or failed)",
                    *(prom(_per_second(f"otelcol_receiver_refused_{s}_total", col), f"refused {s}")
                      for s in signals),
                    *(prom(_per_second(f"otelcol_exporter_send_failed_{s}_total", col), f"failed {s}")
-                     for s in signals), width=8),
+                     for s in signals), width=8,
+                   links=[runbook(spec, "OtelCollectorRefusingData"),
+                          runbook(spec, "OtelCollectorDroppingData")]),
         timeseries("Exporter queue fill", prom(
             f'max by (exporter) (otelcol_exporter_queue_size{{job="{col}"}} / '
             f'otelcol_exporter_queue_capacity{{job="{col}"}})', "{{exporter}}"),
-            unit="percentunit", width=12),
+            unit="percentunit", width=12, links=[runbook(spec, "OtelCollectorQueueFilling")]),
         timeseries("Collector memory (RSS)", prom(f'otelcol_process_memory_rss_bytes{{job="{col}"}}', "rss"),
                    unit="bytes", width=12),
     )
@@ -298,6 +304,9 @@ def stack_health(spec: dict[str, Any]) -> Board:
                    prom(_per_second("loki_distributor_lines_received_total", "loki"), "lines"), width=6),
         timeseries("Loki streams in memory", prom('sum(loki_ingester_memory_streams{job="loki"})', "streams"),
                    width=6),
+        timeseries("Loki requests per second by status",
+                   prom(_per_second("loki_request_duration_seconds_count", "loki", "status_code"),
+                        "{{status_code}}"), width=24, height=6, links=[runbook(spec, "LokiRequestErrors")]),
         timeseries("Jaeger spans received and stored per second",
                    prom(_per_second("otelcol_receiver_accepted_spans_total", "jaeger"), "received"),
                    prom(_per_second("otelcol_exporter_sent_spans_total", "jaeger"), "stored"), width=8),

@@ -15,7 +15,7 @@ import yaml
 
 from ..rule_context import SPANMETRICS
 from ..telemetry.metrics import catalogue
-from .panels import Panel, prom, stat, timeseries
+from .panels import Panel, link, prom, stat, timeseries
 
 APP = 'deployment_environment="$environment", service_name=~"$service"'
 """Label matchers of every app-side series (OTLP resource attributes promoted by Prometheus)."""
@@ -94,8 +94,20 @@ def _legend(by: list[str]) -> str:
     return " ".join(f"{{{{{label}}}}}" for label in by) or "__auto"
 
 
-def catalogue_panel(name: str) -> Panel:
-    """The panel a catalogue metric gets, by its type."""
+def runbook(spec: dict[str, Any], alert: str) -> dict[str, Any]:
+    """A panel link to the runbook section of the alert that guards what the panel shows."""
+    return link(f"Runbook: {alert}", f"{spec['alerting']['runbook_base_url']}#{alert.lower()}")
+
+
+def catalogue_panel(name: str, spec: dict[str, Any]) -> Panel:
+    """The panel a catalogue metric gets, by its type (``spec``: the stack spec, for links)."""
+    panel = _catalogue_panel(name)
+    if alert := placement(name).get("alert"):
+        panel.links.append(runbook(spec, alert))
+    return panel
+
+
+def _catalogue_panel(name: str) -> Panel:
     spec, where = catalogue()[name], placement(name)
     by, unit = list(where["by"]), UNITS.get(spec.unit, "short")
     title = spec.help
