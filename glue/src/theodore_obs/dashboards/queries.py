@@ -90,6 +90,12 @@ def or_zero(expr: str, base: str) -> str:
     return f"({expr}) or ({base} * 0)"
 
 
+def subject(name: str) -> str:
+    """What a counter counts, from its help text: "Total number of X" → "X"."""
+    text = catalogue()[name].help.removeprefix("Total number of ").removeprefix("Total ")
+    return text[0].upper() + text[1:]
+
+
 def _legend(by: list[str]) -> str:
     return " ".join(f"{{{{{label}}}}}" for label in by) or "__auto"
 
@@ -112,7 +118,7 @@ def _catalogue_panel(name: str) -> Panel:
     by, unit = list(where["by"]), UNITS.get(spec.unit, "short")
     title = spec.help
     if spec.type == "counter":
-        return timeseries(f"{title} (per second)", prom(rate(name, by), _legend(by)),
+        return timeseries(f"{subject(name)} per second", prom(rate(name, by), _legend(by)),
                           unit="currencyUSD" if spec.unit == "{USD}" else "short",
                           description=f"rate of {name} by {', '.join(by) or 'nothing'}")
     if spec.type == "histogram":
@@ -128,6 +134,6 @@ def _catalogue_panel(name: str) -> Panel:
 
 def total_stat(name: str) -> Panel:
     """A counter's increase over the dashboard's time range."""
-    return stat(catalogue()[name].help.removeprefix("Total ").capitalize(),
+    return stat(subject(name),
                 prom(f"sum(increase({name}{{{APP}}}[$__range]))", instant=True),
                 description=f"increase of {name} over the time range")
