@@ -66,14 +66,14 @@ class Grafanaish:
             found = self.label_values(var["definition"], values)
             options[var["name"]] = found
             current = var["current"]["value"]
-            values[var["name"]] = var["allValue"] if current == "$__all" else current
+            values[var["name"]] = var["allValue"] if current in ("$__all", ["$__all"]) else current
         return values, options
 
     def missing_defaults(self, board: dict[str, Any], options: dict[str, list[str]]) -> list[str]:
         """Variables whose default is not among the values their query offers."""
         return [f"dashboard {board['uid']!r}: ${var['name']} default {var['current']['value']!r} "
                 f"not in {options[var['name']]}" for var in board["templating"]["list"]
-                if var["type"] == "query" and var["current"]["value"] != "$__all"
+                if var["type"] == "query" and var["current"]["value"] not in ("$__all", ["$__all"])
                 and var["current"]["value"] not in options[var["name"]]]
 
     def interpolate(self, text: str, values: dict[str, str]) -> str:

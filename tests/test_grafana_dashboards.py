@@ -57,6 +57,7 @@ def test_every_datasource_uid_is_provisioned(env: str) -> None:
         refs = [p["datasource"] for p in panels(board) if "datasource" in p]
         refs += [t.body["datasource"] for t in targets(board)]
         refs += [v["datasource"] for v in board["templating"]["list"] if "datasource" in v]
+        refs += [a["datasource"] for a in board["annotations"]["list"]]
         for ref in refs:
             assert ref["uid"] in provisioned, f"{path}: unknown data source uid {ref['uid']}"
             assert provisioned[ref["uid"]]["type"] == ref["type"], f"{path}: {ref}"

@@ -10,6 +10,7 @@ from ..telemetry.metrics import catalogue
 from .panels import (
     Board,
     Panel,
+    alerts_annotation,
     bargauge,
     jaeger_search,
     link,
@@ -70,7 +71,8 @@ def _catalogue_rows(board: Board, rows: dict[str, list[str]], spec: dict[str, An
 def service_overview(spec: dict[str, Any]) -> Board:
     board = Board("theodore-service-overview", "Theodore / Service overview",
                   "RED per service from span metrics (with exemplars), top endpoints, errors.",
-                  ["services"], [environment_variable(spec["environment"]), service_variable()])
+                  ["services"], [environment_variable(spec["environment"]), service_variable()],
+                  annotations=[alerts_annotation('alertname!="Watchdog"')])
     calls, duration = SPANMETRICS_CALLS, SPANMETRICS_DURATION_BUCKET
     requests = rate(calls, ["service_name"], SERVER)
     error_ratio = f"{or_zero(rate(calls, ['service_name'], SERVER_ERRORS), requests)} / {requests}"
@@ -200,7 +202,8 @@ def _services_with_slo(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def slo(spec: dict[str, Any]) -> Board:
     board = Board("theodore-slo", "Theodore / SLOs",
                   "Error budget remaining and burn rates per service, from the SLO recording rules.",
-                  ["reliability"], [environment_variable(spec["environment"]), service_variable()])
+                  ["reliability"], [environment_variable(spec["environment"]), service_variable()],
+                  annotations=[alerts_annotation('alertname=~"SLO.*"')])
     for service, target in _services_with_slo(spec).items():
         sel = f'service="{service}", service=~"$service"'
         kinds = {"availability": ("request_errors", 1 - target["availability"], "SLOAvailabilityBurnRate"),

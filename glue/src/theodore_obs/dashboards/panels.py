@@ -38,6 +38,14 @@ def jaeger_search(service: str, tags: str = "", limit: int = 20) -> dict[str, An
             "tags": tags, "limit": limit}
 
 
+def alerts_annotation(selector: str) -> dict[str, Any]:
+    """Mark when alerts matching ``selector`` (inside ALERTS{...}) fired, on every time series."""
+    return {"name": "Firing alerts", "enable": True, "iconColor": "red",
+            "datasource": datasource("prometheus"), "expr": f'ALERTS{{alertstate="firing", {selector}}}',
+            "step": "60s", "titleFormat": "{{alertname}}", "textFormat": "{{severity}} {{service}}",
+            "useValueForTime": False}
+
+
 def link(title: str, url: str) -> dict[str, Any]:
     return {"title": title, "url": url, "targetBlank": True}
 
@@ -117,6 +125,7 @@ class Board:
     tags: list[str]
     variables: list[dict[str, Any]] = field(default_factory=list)
     links: list[dict[str, Any]] = field(default_factory=list)
+    annotations: list[dict[str, Any]] = field(default_factory=list)
     _panels: list[dict[str, Any]] = field(default_factory=list)
     _x: int = 0
     _y: int = 0
@@ -152,7 +161,7 @@ class Board:
             "schemaVersion": SCHEMA_VERSION, "version": 1, "timezone": "browser",
             "time": {"from": "now-1h", "to": "now"}, "refresh": "30s",
             "templating": {"list": self.variables},
-            "annotations": {"list": []},
+            "annotations": {"list": self.annotations},
             "links": [{"title": "Theodore dashboards", "type": "dashboards", "tags": ["theodore"],
                        "asDropdown": True, "includeVars": True, "keepTime": True}, *self.links],
             "panels": self._panels,

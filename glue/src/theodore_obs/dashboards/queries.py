@@ -45,7 +45,7 @@ def service_variable() -> dict[str, Any]:
     return {"name": "service", "label": "Service", "type": "query",
             "datasource": {"type": "prometheus", "uid": "prometheus"},
             "query": {"query": query, "refId": "service"}, "definition": query,
-            "current": {"text": "All", "value": "$__all"}, "refresh": 2, "sort": 1,
+            "current": {"selected": True, "text": ["All"], "value": ["$__all"]}, "refresh": 2, "sort": 1,
             "multi": True, "includeAll": True, "allValue": ".+"}
 
 
