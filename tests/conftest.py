@@ -35,3 +35,12 @@ def write_spec(tmp_path: Path):
         return path
 
     return write
+
+
+def shifted_stack(offset: int) -> dict:
+    """The spec with every port (components, demo service, its upstreams) moved by ``offset``."""
+    spec = load_stack()
+    spec["ports"] = {name: port + offset for name, port in spec["ports"].items()}
+    spec["services"]["theodore-demo"]["port"] += offset
+    spec["demo"]["upstream_port"] += offset
+    return spec

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import load_stack, run_cli
+from .conftest import run_cli, shifted_stack
 from .grafana_queries import Grafanaish, get_json
 from .grafana_support import Target, dashboards, targets
 
@@ -28,26 +28,26 @@ DATA_TIMEOUT = 300
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A running native stack with the demo and its load; yields ports and rendered config."""
     root = tmp_path_factory.mktemp("grafana-data")
-    spec = load_stack()
-    spec["ports"] = {name: port + PORT_OFFSET for name, port in spec["ports"].items()}
-    spec["services"]["theodore-demo"]["port"] += PORT_OFFSET
-    spec["demo"]["upstream_port"] += PORT_OFFSET
-    spec_file = root / "stack.yaml"
-    spec_file.write_text(yaml.safe_dump(spec))
+    (root / "stack.yaml").write_text(yaml.safe_dump(shifted_stack(PORT_OFFSET)))
     env = {"THEODORE_OBS_STATE": str(root / "state"), "SLACK_API_URL": "http://127.0.0.1:9/slack"}
-    result = run_cli("up", "--spec", str(spec_file), "--timeout", "180", env=env)
+    result = run_cli("up", "--spec", str(root / "stack.yaml"), "--timeout", "180", env=env)
     try:
         assert result.returncode == 0, result.stdout + result.stderr
-        yield {"spec": spec, "config": root / "state" / "config"}
+        yield {"config": root / "state" / "config"}
     finally:
         run_cli("down", env=env)
 
 
 @pytest.fixture(scope="module")
-def grafana(stack: dict[str, Any]) -> Grafanaish:
-    """The data sources as the natively rendered provisioning file defines them."""
+def sources(stack: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Data source uid → its definition in the natively rendered provisioning file."""
     provisioning = stack["config"] / "grafana/provisioning/datasources/datasources.yaml"
-    sources = {ds["uid"]: ds for ds in yaml.safe_load(provisioning.read_text())["datasources"]}
+    return {ds["uid"]: ds for ds in yaml.safe_load(provisioning.read_text())["datasources"]}
+
+
+@pytest.fixture(scope="module")
+def grafana(sources: dict[str, dict[str, Any]]) -> Grafanaish:
+    """Queries sent where, and with the intervals, the provisioned data sources say."""
     return Grafanaish(prometheus=sources["prometheus"]["url"], loki=sources["loki"]["url"],
                       jaeger=sources["jaeger"]["url"],
                       time_interval=sources["prometheus"]["jsonData"]["timeInterval"],
@@ -115,11 +115,9 @@ def _jaeger_trace(grafana: Grafanaish, trace_id: str) -> list[dict[str, Any]]:
         return []
 
 
-def test_a_log_lines_trace_id_opens_its_trace_in_jaeger(stack: dict[str, Any], grafana: Grafanaish) -> None:
+def test_a_log_lines_trace_id_opens_its_trace_in_jaeger(sources: dict[str, Any], grafana: Grafanaish) -> None:
     """Loki → Jaeger: the derived field reads the trace_id label (structured metadata)."""
-    provisioning = stack["config"] / "grafana/provisioning/datasources/datasources.yaml"
-    loki = next(ds for ds in yaml.safe_load(provisioning.read_text())["datasources"] if ds["uid"] == "loki")
-    (field,) = loki["jsonData"]["derivedFields"]
+    (field,) = sources["loki"]["jsonData"]["derivedFields"]
     assert field["matcherType"] == "label"
 
     def linked_trace() -> list[Any] | None:
@@ -134,11 +132,9 @@ def test_a_log_lines_trace_id_opens_its_trace_in_jaeger(stack: dict[str, Any], g
     assert any(p["serviceName"] == "theodore-demo" for p in trace["processes"].values())
 
 
-def test_a_traces_spans_open_their_logs_in_loki(stack: dict[str, Any], grafana: Grafanaish) -> None:
+def test_a_traces_spans_open_their_logs_in_loki(sources: dict[str, Any], grafana: Grafanaish) -> None:
     """Jaeger → Loki: the tracesToLogsV2 custom query, filled from a real span, finds its lines."""
-    provisioning = stack["config"] / "grafana/provisioning/datasources/datasources.yaml"
-    jaeger = next(ds for ds in yaml.safe_load(provisioning.read_text())["datasources"] if ds["uid"] == "jaeger")
-    to_logs = jaeger["jsonData"]["tracesToLogsV2"]
+    to_logs = sources["jaeger"]["jsonData"]["tracesToLogsV2"]
 
     def lines_of_an_error_trace() -> tuple[str, list[Any]] | None:
         now = time.time()
@@ -177,10 +173,9 @@ def test_latency_exemplars_open_their_trace(grafana: Grafanaish, boards: dict[st
     assert _eventually(exemplar_trace, timeout=120)
 
 
-def test_traces_to_metrics_queries_return_the_spans_service(stack: dict[str, Any], grafana: Grafanaish) -> None:
-    provisioning = stack["config"] / "grafana/provisioning/datasources/datasources.yaml"
-    jaeger = next(ds for ds in yaml.safe_load(provisioning.read_text())["datasources"] if ds["uid"] == "jaeger")
-    to_metrics = jaeger["jsonData"]["tracesToMetrics"]
+def test_traces_to_metrics_queries_return_the_spans_service(sources: dict[str, Any], grafana: Grafanaish) -> None:
+    """Jaeger → Prometheus: each linked query, with the span's tags mapped to labels, has data."""
+    to_metrics = sources["jaeger"]["jsonData"]["tracesToMetrics"]
     span_tags = {"service.name": "theodore-demo", "deployment.environment": "local"}
     tags = ", ".join(f'{t["value"]}="{span_tags[t["key"]]}"' for t in to_metrics["tags"])
     for query in to_metrics["queries"]:
