@@ -52,7 +52,6 @@ class Runtime:
     secrets_dir: str
     native: bool
     data_root: Path | None = None
-    config_root: Path | None = None
 
     def host(self, component: str) -> str:
         return "127.0.0.1" if self.native else CONTAINER_HOSTS[component]
@@ -66,11 +65,17 @@ class Runtime:
             return str(self.data_root / component)
         return CONTAINER_DATA[component]
 
+    def config_dir(self, component: str) -> str:
+        """Where a component reads its rendered files: the state's config folder, or /etc."""
+        if self.native:
+            assert self.data_root is not None
+            return str(self.data_root.parent / "config" / component)
+        return f"/etc/{component}"
+
     def grafana_dashboards(self) -> str:
         """Where Grafana's dashboard provider reads the generated dashboards."""
         if self.native:
-            assert self.config_root is not None
-            return str(self.config_root / "grafana" / "dashboards")
+            return f"{self.config_dir('grafana')}/dashboards"
         return "/var/lib/grafana/dashboards"
 
 
@@ -81,7 +86,7 @@ COMPOSE = Runtime(name="compose", bind="0.0.0.0", secrets_dir="/run/secrets", na
 def native_runtime(state: Path | None = None) -> Runtime:
     state = state or state_root()
     return Runtime(name="native", bind="127.0.0.1", secrets_dir=str(state / "secrets"),
-                   native=True, data_root=state / "data", config_root=state / "config")
+                   native=True, data_root=state / "data")
 
 
 def secret_files(spec: dict[str, Any]) -> dict[str, str]:
@@ -145,6 +150,7 @@ def context(spec: Spec, runtime: Runtime) -> dict[str, Any]:
         "health_endpoints": health_endpoints(data, runtime),
         "secret_files": secret_files(data),
         "data_dir": runtime.data_dir,
+        "config_dir": runtime.config_dir,
         "service_host": lambda name: runtime.service_host(name, data),
         "prometheus_flags": lambda cfg, d: prometheus_flags(data, runtime, cfg, d),
         "alertmanager_flags": lambda cfg, d: alertmanager_flags(data, runtime, cfg, d),
