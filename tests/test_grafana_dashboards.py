@@ -165,7 +165,8 @@ def test_dashboard_provider_points_where_each_runtime_keeps_the_files(tmp_path: 
 @pytest.mark.parametrize("env", ENVS)
 def test_every_alerts_runbook_is_linked_from_a_panel(env: str) -> None:
     """An operator looking at a panel finds the runbook of the alert that watches it."""
-    rules = (ROOT / "rendered" / env / "prometheus" / "rules").glob("*.yml")
+    rules = [*(ROOT / "rendered" / env / "prometheus" / "rules").glob("*.yml"),
+             *(ROOT / "rendered" / env / "loki" / "rules").rglob("*.yml")]
     alerts = {rule["alert"] for path in rules for group in yaml.safe_load(path.read_text())["groups"]
               for rule in group["rules"] if "alert" in rule}
     linked = {link["url"].rpartition("#")[2] for board in rendered_dashboards(env).values()

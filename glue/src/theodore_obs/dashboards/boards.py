@@ -42,6 +42,9 @@ from .queries import (
 SERVER = f'{APP}, span_kind="SPAN_KIND_SERVER"'
 SERVER_ERRORS = f'{SERVER}, status_code="STATUS_CODE_ERROR"'
 ERROR_LEVELS = 'detected_level=~"error|critical|fatal"'
+COMPONENT = "label_format component=`{{ if .component }}{{ .component }}{{ else }}{{ .scope_name }}{{ end }}`"
+"""A seed logger's component, else the OTLP logger (scope) name: as the Loki ruler's alerts group."""
+UNCATEGORISED = "label_format category=`{{ if .category }}{{ .category }}{{ else }}uncategorised{{ end }}`"
 SLO_WINDOWS = ("5m", "1h", "6h", "1d", "3d")
 """Burn-rate windows drawn (the recording rules also have 30m and 2h)."""
 BUDGET_WINDOW = "3d"
@@ -179,16 +182,17 @@ def logs_board(spec: dict[str, Any]) -> Board:
 
     board.row("Volume").add(
         timeseries("Log lines by level", loki(volume("detected_level"), "{{detected_level}}"), width=8),
-        timeseries("Log lines by category", loki(volume("category", ' | category!=""'), "{{category}}"),
+        timeseries("Log lines by category", loki(volume("category", f" | {UNCATEGORISED}"), "{{category}}"),
+                   width=8, links=[runbook(spec, "SecurityEventDetected")]),
+        timeseries("Log lines by component", loki(volume("component", f" | {COMPONENT}"), "{{component}}"),
                    width=8),
-        timeseries("Log lines by component",
-                   loki(volume("component", ' | component!=""'), "{{component}}"), width=8),
         timeseries("Error lines by service",
                    loki(volume("service_name", f" | {ERROR_LEVELS}"), "{{service_name}}"), width=24,
-                   height=6, links=[runbook(spec, "HighErrorRate")]),
+                   height=6, links=[runbook(spec, "ErrorLogSpike"), runbook(spec, "HighErrorRate")]),
     )
     board.row("Lines").add(
-        logs("Error logs (trace_id opens the trace)", f"{LOG_STREAM} | {ERROR_LEVELS}"),
+        logs("Error logs (trace_id opens the trace)", f"{LOG_STREAM} | {ERROR_LEVELS}",
+             links=[runbook(spec, "CriticalLogEvents")]),
         logs("Logs of correlation ID $correlation_id", f'{LOG_STREAM} | correlation_id=~"$correlation_id"',
              description="Set Correlation ID to an X-Correlation-ID value to follow one request"),
     )
