@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import ROOT, load_stack, run_cli
+from .conftest import ROOT, native_stack
 from .test_native import eventually, get_json
 
 PORT_OFFSET = 12100
@@ -28,20 +28,9 @@ PORT_OFFSET = 12100
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    root = tmp_path_factory.mktemp("alerting")
-    spec = load_stack()
-    spec["ports"] = {name: port + PORT_OFFSET for name, port in spec["ports"].items()}
-    spec["services"]["theodore-demo"]["port"] += PORT_OFFSET
-    spec["demo"]["upstream_port"] += PORT_OFFSET
-    spec_file = root / "stack.yaml"
-    spec_file.write_text(yaml.safe_dump(spec))
-    env = {"THEODORE_OBS_STATE": str(root / "state"), "SLACK_API_URL": "http://127.0.0.1:9/slack"}
-    result = run_cli("up", "--spec", str(spec_file), "--timeout", "180", env=env)
-    assert result.returncode == 0, result.stdout + result.stderr
-    try:
-        yield {"spec": spec, "env": env}
-    finally:
-        run_cli("down", env=env)
+    for info in native_stack(tmp_path_factory.mktemp("alerting"), PORT_OFFSET):
+        assert info["up"].returncode == 0, info["up"].stdout + info["up"].stderr
+        yield info
 
 
 def url(stack: dict[str, Any], port: str, path: str) -> str:

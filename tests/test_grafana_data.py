@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import run_cli, shifted_stack
+from .conftest import native_stack
 from .grafana_queries import Grafanaish, get_json
 from .grafana_support import Target, dashboards, targets
 
@@ -26,16 +26,10 @@ DATA_TIMEOUT = 300
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A running native stack with the demo and its load; yields ports and rendered config."""
-    root = tmp_path_factory.mktemp("grafana-data")
-    (root / "stack.yaml").write_text(yaml.safe_dump(shifted_stack(PORT_OFFSET)))
-    env = {"THEODORE_OBS_STATE": str(root / "state"), "SLACK_API_URL": "http://127.0.0.1:9/slack"}
-    result = run_cli("up", "--spec", str(root / "stack.yaml"), "--timeout", "180", env=env)
-    try:
-        assert result.returncode == 0, result.stdout + result.stderr
-        yield {"config": root / "state" / "config"}
-    finally:
-        run_cli("down", env=env)
+    """A running native stack with the demo and its load; yields where its configs are."""
+    for info in native_stack(tmp_path_factory.mktemp("grafana-data"), PORT_OFFSET):
+        assert info["up"].returncode == 0, info["up"].stdout + info["up"].stderr
+        yield {"config": info["state"].config}
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from opentelemetry.trace import StatusCode
 
 from theodore_obs.telemetry import LogCategory, get_logger
 from theodore_obs.telemetry.metrics import TheodoreMetrics, get_metrics
-from theodore_obs.telemetry.tracing import trace_ai_operation, trace_scraping_operation
+from theodore_obs.telemetry.tracing import trace_ai_operation
 
 LOCATIONS = ("berlin", "london", "new-york", "singapore")
 SOURCES = ("meetup", "eventbrite", "news")
@@ -71,10 +71,9 @@ class Enricher:
         cache_log.debug("cache updated", company=company, hit=hit, items=len(self.cache))
 
     def _compare(self, metrics: TheodoreMetrics, company: str, rng: random.Random) -> None:
-        with trace_scraping_operation(f"similarity://{company}"):
-            for _ in self.recent:
-                metrics.record("theodore_similarity_calculations_total", 1,
-                               method=rng.choice(("embedding", "keyword")))
+        for _ in self.recent:
+            metrics.record("theodore_similarity_calculations_total", 1,
+                           method=rng.choice(("embedding", "keyword")))
         self.recent.append(company)
 
     def _discover(self, metrics: TheodoreMetrics, company: str, location: str,
