@@ -66,6 +66,17 @@ def with_trace_links(panel: Panel) -> Panel:
     return panel
 
 
+def anomaly_band(title: str, signal: str, unit: str, alert: str, spec: dict[str, Any],
+                 width: int = 8) -> Panel:
+    """A signal's 5m value inside the band its anomaly rule records (baseline ± spread)."""
+    sel = '{service=~"$service"}'
+    return timeseries(title, prom(f"{signal}{sel}", "{{service}}"),
+                      prom(f"{signal}_band_upper{sel}", "upper band {{service}}"),
+                      prom(f"{signal}_band_lower{sel}", "lower band {{service}}"),
+                      unit=unit, width=width, links=[runbook(spec, alert)],
+                      description=f"{signal} against the band of the {alert} rule")
+
+
 def _catalogue_rows(board: Board, rows: dict[str, list[str]], spec: dict[str, Any]) -> None:
     for row, names in rows.items():
         board.row(row).add(*(catalogue_panel(name, spec) for name in names))
@@ -98,6 +109,12 @@ def service_overview(spec: dict[str, Any]) -> Board:
             *(prom(f"histogram_quantile({q}, {rate(duration, ['le', 'service_name'], SERVER)})",
                    f"p{round(q * 100)} {{{{service_name}}}}", exemplar=True) for q in (0.5, 0.95)),
             unit="ms", width=8)),
+    )
+    board.row("Anomaly bands (baseline ± max(3 standard deviations over a day, 10 %))").add(
+        anomaly_band("Request rate", "service:request_rate:rate5m", "reqps", "RequestRateAnomaly", spec),
+        anomaly_band("Mean latency", "service:request_duration_seconds:mean5m", "s", "LatencyAnomaly", spec),
+        anomaly_band("Error ratio", "service:request_errors:ratio_rate5m", "percentunit", "ErrorRatioAnomaly",
+                     spec),
     )
     board.row("Endpoints").add(
         bargauge("Top endpoints by traffic", prom(
@@ -155,7 +172,9 @@ def ai_cost(spec: dict[str, Any]) -> Board:
         timeseries("Spend over the last hour vs hourly budget",
                    prom(hour, "spend, trailing hour"),
                    prom(f"vector({budgets['hourly_usd']})", "hourly budget"),
-                   unit="currencyUSD", width=24, links=over_budget),
+                   unit="currencyUSD", width=12, links=over_budget),
+        anomaly_band("Spend per second against its band", "service:ai_cost_usd:rate5m", "currencyUSD",
+                     "AICostAnomaly", spec, width=12),
     )
     failures = rate(errors, by, f'{APP}, error_type="ai_operation_failure"')
     calls = rate(f"{duration}_count", by)
