@@ -46,9 +46,10 @@ def test_render_is_deterministic(tmp_path: Path) -> None:
 @pytest.mark.parametrize("env", ENVS)
 def test_every_output_parses_and_yaml_names_its_template(env: str) -> None:
     files = render_files(load_spec(env), COMPOSE)
-    assert set(files) == set(templates())
+    generated = {path for path in files if path.startswith("grafana/dashboards/")}  # from Python
+    assert set(files) - generated == set(templates())
     for relative, text in files.items():
-        template = templates()[relative]
+        template = templates().get(relative)
         if relative.endswith(".json"):
             json.loads(text)
             continue

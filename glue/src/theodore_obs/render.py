@@ -19,6 +19,7 @@ from typing import Any
 
 import jinja2
 
+from .dashboards import dashboard_files, prometheus_min_interval
 from .paths import repo_root, state_root
 from .rule_context import rule_context
 from .spec import Spec, observed_services
@@ -72,6 +73,12 @@ class Runtime:
             assert self.data_root is not None
             return str(self.data_root.parent / "config" / component)
         return f"/etc/{component}"
+
+    def grafana_dashboards(self) -> str:
+        """Where Grafana's dashboard provider reads the generated dashboards."""
+        if self.native:
+            return f"{self.config_dir('grafana')}/dashboards"
+        return "/var/lib/grafana/dashboards"
 
 
 # Inside a container a server must listen on every interface; compose publishes to 127.0.0.1.
@@ -150,6 +157,8 @@ def context(spec: Spec, runtime: Runtime) -> dict[str, Any]:
         "prometheus_flags": lambda cfg, d: prometheus_flags(data, runtime, cfg, d),
         "alertmanager_flags": lambda cfg, d: alertmanager_flags(data, runtime, cfg, d),
         **rule_context(data),
+        "grafana_dashboards_dir": runtime.grafana_dashboards(),
+        "prometheus_min_interval": prometheus_min_interval(data),
     }
 
 
@@ -183,6 +192,7 @@ def render_files(spec: Spec, runtime: Runtime) -> dict[str, str]:
         text = env.get_template(template.as_posix()).render(ctx)
         prefix = header(template, spec) if out.endswith((".yaml", ".yml")) else ""
         files[out] = prefix + text
+    files.update(dashboard_files({**spec.data, "environment": spec.environment}))
     return files
 
 

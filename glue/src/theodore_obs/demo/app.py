@@ -19,6 +19,7 @@ import structlog
 from flask import Flask, g, jsonify, request
 from openai import OpenAI, OpenAIError
 
+from theodore_obs.demo.enrichment import Enricher
 from theodore_obs.telemetry import CorrelationIdWSGIMiddleware
 from theodore_obs.telemetry.health import HealthChecks, HealthWSGIMiddleware
 from theodore_obs.telemetry.metrics import get_metrics
@@ -33,6 +34,7 @@ def create_app(upstream: str, store: Path, model: str) -> Flask:
                  max_retries=0, timeout=10)
     db = sqlite3.connect(store, check_same_thread=False)
     db.execute("CREATE TABLE IF NOT EXISTS research (company TEXT, summary TEXT, at REAL)")
+    enricher = Enricher()
 
     @app.before_request
     def start_timer() -> None:
@@ -71,6 +73,7 @@ def create_app(upstream: str, store: Path, model: str) -> Flask:
                 db.commit()
             metrics.record_storage_operation("sqlite", "insert", True, time.perf_counter() - store_started)
             metrics.record_company_research(company, "full", True, time.perf_counter() - started, 1)
+            enricher.enrich(company, page.text)
         log.info("research done", company=company, tokens=answer.usage.total_tokens)
         return jsonify(company=company, summary=summary)
 
