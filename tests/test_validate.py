@@ -32,7 +32,7 @@ def test_every_check_kind_runs_for_each_environment() -> None:
     tools = {tool for _, tool, _, _ in CHECKS}
     assert tools == {"promtool check config", "promtool check rules", "amtool check-config",
                      "otelcol validate", "loki -verify-config", "jaeger validate",
-                     "blackbox --config.check"}
+                     "blackbox --config.check", "promtool test rules"}
 
 
 BREAKAGES = {
@@ -62,6 +62,9 @@ def test_a_broken_file_is_reported_by_its_tool(relative: str, tmp_path: Path) ->
     expected = {(tool, target)}
     if tool == "promtool check rules":  # check config loads the rule files too
         expected.add(("promtool check config", env_dir / "prometheus" / "prometheus.yml"))
+        unit_test = env_dir / "prometheus" / "tests" / f"{target.stem}.test.yml"
+        if unit_test.exists():  # and the rule group's promtool unit tests
+            expected.add(("promtool test rules", unit_test))
     failed = [f for f in validate_env(env_dir) if not f.ok]
     assert {(f.tool, f.file) for f in failed} == expected, "\n".join(f.line() for f in failed)
 

@@ -70,3 +70,12 @@ def test_failed_calls_count_as_errors_and_other_spans_are_ignored() -> None:
     (error,) = found["theodore_errors"]
     assert error.attributes["error_type"] == "ai_operation_failure"
     assert _run_span({"http.request.method": "GET"})[0] == {}
+
+
+def test_a_failed_call_without_usage_still_counts_as_an_ai_failure() -> None:
+    """A provider's 5xx carries no token usage; AIOperationFailureSpike must still see it."""
+    no_usage = {k: v for k, v in GENAI.items() if not k.startswith("gen_ai.usage")}
+    found, _ = _run_span(no_usage, error=True)
+    (error,) = found["theodore_errors"]
+    assert error.attributes["error_type"] == "ai_operation_failure"
+    assert _run_span(no_usage)[0] == {}

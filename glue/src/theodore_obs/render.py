@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 
 from .paths import repo_root, state_root
+from .rule_context import rule_context
 from .spec import Spec, observed_services
 from .versions import load_versions
 
@@ -147,6 +148,7 @@ def context(spec: Spec, runtime: Runtime) -> dict[str, Any]:
         "service_host": lambda name: runtime.service_host(name, data),
         "prometheus_flags": lambda cfg, d: prometheus_flags(data, runtime, cfg, d),
         "alertmanager_flags": lambda cfg, d: alertmanager_flags(data, runtime, cfg, d),
+        **rule_context(data),
     }
 
 

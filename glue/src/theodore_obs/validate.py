@@ -63,9 +63,11 @@ def checks_for(env_dir: Path) -> list[tuple[str, list[str], Path]]:
     """(tool label, argv, file) for every check of one rendered environment."""
     prom = env_dir / "prometheus" / "prometheus.yml"
     rules = sorted((env_dir / "prometheus" / "rules").glob("*.yml"))
+    rule_tests = sorted((env_dir / "prometheus" / "tests").glob("*.test.yml"))
     found = [
         ("promtool check config", ["promtool", "check", "config", str(prom)], prom),
         *[("promtool check rules", ["promtool", "check", "rules", str(r)], r) for r in rules],
+        *[("promtool test rules", ["promtool", "test", "rules", str(t)], t) for t in rule_tests],
         ("amtool check-config", ["amtool", "check-config",
                                  str(env_dir / "alertmanager" / "alertmanager.yml")],
          env_dir / "alertmanager" / "alertmanager.yml"),

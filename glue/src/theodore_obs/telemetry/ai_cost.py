@@ -82,10 +82,12 @@ class GenAICostProcessor(SpanProcessor):
         output_tokens = _attr(span, "gen_ai.usage.output_tokens")
         model = _attr(span, "gen_ai.response.model", "gen_ai.request.model")
         provider = _attr(span, "gen_ai.provider.name", "gen_ai.system")
-        if model is None or provider is None or (input_tokens is None and output_tokens is None):
+        success = span.status.status_code is not StatusCode.ERROR
+        # A failed call often has no usage (the provider answered 5xx): still an AI failure.
+        if model is None or provider is None or (success and input_tokens is None
+                                                 and output_tokens is None):
             return
         input_tokens, output_tokens = int(input_tokens or 0), int(output_tokens or 0)
-        success = span.status.status_code is not StatusCode.ERROR
         operation = _attr(span, "gen_ai.operation.name") or "unknown"
         family = self.prices.family(provider, model) or model
         labels = {"provider": provider, "model": family, "operation": operation, "success": success}
