@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 import yaml
+from theodore_obs.testing import Delivery, Receivers
 from theodore_obs.tools import binary_path
 
 from .conftest import ROOT, load_stack
 from .support.alertmanager import Alertmanager, alert, running_alertmanager
-from .support.receivers import Delivery, Receivers
 
 PORT_OFFSET = 12500
 ROUTING_KEY = secrets.token_hex(16)

@@ -60,7 +60,8 @@ def slack_problems(body: Any) -> list[str]:
         if not isinstance(attachment, dict):
             problems.append(f"attachments[{i}] is not an object")
             continue
-        if not any(isinstance(attachment.get(k), str) and attachment[k] for k in ("fallback", "text", "title")):
+        if not any(isinstance(attachment.get(k), str) and attachment[k]
+                   for k in ("fallback", "text", "title")):
             problems.append(f"attachments[{i}] has no fallback, text or title")
         for j, action in enumerate(attachment.get("actions", [])):
             if action.get("type") != "button" or not action.get("text"):
@@ -186,7 +187,8 @@ class Receivers:
             else:
                 self.deliveries.append(Delivery(kind, path, body))
         if problems:
-            return 400, json.dumps({"status": "invalid event", "errors": problems}).encode(), "application/json"
+            answer = {"status": "invalid event", "errors": problems}
+            return 400, json.dumps(answer).encode(), "application/json"
         if kind == "pagerduty":
             answer = {"status": "success", "message": "Event processed", "dedup_key": body.get("dedup_key")}
             return 202, json.dumps(answer).encode(), "application/json"
