@@ -21,7 +21,7 @@ import yaml
 from theodore_obs.testing import Delivery, Receivers
 from theodore_obs.tools import binary_path
 
-from .conftest import ROOT, load_stack
+from .conftest import ROOT, load_stack, run_cli
 from .support.alertmanager import Alertmanager, alert, running_alertmanager
 
 PORT_OFFSET = 12500
@@ -58,6 +58,26 @@ def test_amtool_fails_on_a_wrong_receiver() -> None:
                            {"alertname": "HighErrorRate", "severity": "high"}, "critical")
     assert result.returncode != 0
     assert "did not match" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("change", "where", "expected"), [
+    (lambda a: a["on_call"]["business_hours"].update(times=[{"start_time": "9am", "end_time": "18:00"}]),
+     "alerting.on_call.business_hours.times.0.start_time", "a string matching"),
+    (lambda a: a["on_call"]["after_hours"].update(high=["pager"]), "alerting.on_call.after_hours.high.0",
+     "one of"),
+    (lambda a: a["timings"]["critical"].update(group_wait="soon"), "alerting.timings.critical.group_wait",
+     "Prometheus-style duration"),
+    (lambda a: a["maintenance_windows"][0].update(severities=["urgent"]),
+     "alerting.maintenance_windows.0.severities.0", "one of"),
+])
+def test_bad_routing_spec_is_refused_by_field(change: Any, where: str, expected: str, write_spec: Any,
+                                              tmp_path: Path) -> None:
+    spec = load_stack()
+    change(spec["alerting"])
+    result = run_cli("render", "--spec", str(write_spec(spec)), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert where in result.stderr and expected in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def _route(tree: dict[str, Any], severity: str) -> dict[str, Any]:
