@@ -59,7 +59,7 @@ def test_each_fault_pages_pagerduty_with_its_alert(drill: dict[str, Any], receiv
     for alertname, severity in EXPECTED.items():
         page = result.triggers[alertname].body
         assert page["routing_key"] == ROUTING_KEY
-        assert page["payload"]["severity"] == {"high": "error", "medium": "warning"}[severity]
+        assert page["payload"]["severity"] == {"critical": "critical", "high": "error", "medium": "warning"}[severity]
         details = page["payload"]["custom_details"]
         assert details["runbook_url"].endswith("#" + alertname.lower())
         assert details["dashboard_url"].startswith("http://localhost:3000/d/")
@@ -77,11 +77,12 @@ def test_each_fault_pages_pagerduty_with_its_alert(drill: dict[str, Any], receiv
 def test_slack_gets_the_same_alerts_from_the_after_hours_receivers(drill: dict[str, Any],
                                                                    receivers: Receivers) -> None:
     for alertname, severity in EXPECTED.items():
+        title = f"[FIRING:1] {severity.upper()} {alertname}"
         message = receivers.wait_for(
-            "slack", lambda d, a=alertname: f" {a}" in d.body["attachments"][0]["title"], timeout=30)
+            "slack", lambda d, t=title: d.body["attachments"][0]["title"].startswith(t), timeout=30)
         attachment = message.body["attachments"][0]
-        assert attachment["title"].startswith(f"[FIRING:1] {severity.upper()} {alertname}")
-        assert attachment["footer"] == f"Alertmanager · receiver {severity}-after-hours"
+        receiver = severity if severity == "critical" else f"{severity}-after-hours"
+        assert attachment["footer"] == f"Alertmanager · receiver {receiver}"
         assert {a["text"] for a in attachment["actions"]} == {"Runbook", "Dashboard", "Silence"}
         assert message.body["channel"] == "#theodore-alerts"
 

@@ -7,8 +7,9 @@ business hours that never come, so high and medium alerts take the after-hours b
 pages PagerDuty as well as Slack. Then:
 
 1. clean research requests until Prometheus has the demo's request counter;
-2. every fault at once: half the company pages fail (``HighErrorRate``), half the remaining
-   LLM calls fail (``AIOperationFailureSpike``), the rest report 1000 times the tokens
+2. every fault at once: half the company pages fail (``HighErrorRate``, and a fast burn of
+   the availability SLO: ``SLOAvailabilityBurnRate``, critical), half the remaining LLM calls
+   fail (``AIOperationFailureSpike``), the rest report 1000 times the tokens
    (``AICostThresholdExceeded``);
 3. wait for each alert's PagerDuty trigger (the latency: fault start to notification);
 4. clear the faults and wait for ``AIOperationFailureSpike``'s resolve (its window is one
@@ -32,8 +33,10 @@ import requests
 from .demo.faults import clear, inject
 from .testing.receivers import Delivery, Receivers
 
-#: The alert each fault raises, and its severity label.
-EXPECTED = {"HighErrorRate": "high", "AIOperationFailureSpike": "medium", "AICostThresholdExceeded": "medium"}
+#: The alert each fault raises, and its severity label (the error burst also burns the demo's
+#: availability SLO fast enough for a critical page).
+EXPECTED = {"HighErrorRate": "high", "AIOperationFailureSpike": "medium", "AICostThresholdExceeded": "medium",
+            "SLOAvailabilityBurnRate": "critical"}
 #: The alert whose resolve the drill waits for (its window is short enough).
 RESOLVES = "AIOperationFailureSpike"
 FAULTS = {"error_burst": {"rate": 0.5}, "ai_failures": {"rate": 0.5}, "cost_spike": {"factor": 1000}}
@@ -112,8 +115,13 @@ class DrillResult:
         return self.resolve.received_at - self.fault_cleared
 
 
-def _page_for(alertname: str, action: str = "trigger") -> Any:
-    return lambda d: d.body["event_action"] == action and d.body["payload"].get("class") == alertname
+def _page_for(alertname: str, severity: str) -> Any:
+    def matches(delivery: Delivery) -> bool:
+        body = delivery.body
+        firing = body["payload"].get("custom_details", {}).get("firing") or [{}]
+        return (body["event_action"] == "trigger" and body["payload"].get("class") == alertname
+                and firing[0].get("labels", {}).get("severity") == severity)
+    return matches
 
 
 def wait_for_series(prometheus: str, promql: str, timeout: float) -> None:
@@ -145,9 +153,9 @@ def run_drill(spec: dict[str, Any], receivers: Receivers, timeout: float = 150.0
         try:
             for name, params in FAULTS.items():
                 inject(upstream, name, seconds=timeout + 60, **params)
-            for alertname in EXPECTED:
+            for alertname, severity in EXPECTED.items():
                 result.triggers[alertname] = receivers.wait_for(
-                    "pagerduty", _page_for(alertname),
+                    "pagerduty", _page_for(alertname, severity),
                     timeout=max(1.0, result.fault_started + timeout - time.time()))
                 say(f"  paged   {alertname:<24} {result.latency(alertname):5.1f}s after the faults began")
         finally:
