@@ -33,6 +33,14 @@ BRANCHES = [
     ({"alertname": "HighErrorRate", "severity": "high", "service": "theodore-demo"}, "high-after-hours,high"),
     ({"alertname": "AIOperationFailureSpike", "severity": "medium", "service": "theodore-demo"}, "medium"),
     ({"alertname": "SomeTicket", "severity": "low", "service": "theodore-demo"}, "low"),
+    ({"alertname": "SystemOverload", "severity": "high", "seed_rule": "system_overload"},
+     "high-after-hours,rule-system-overload"),
+    ({"alertname": "StorageOperationFailures", "severity": "high", "seed_rule": "storage_operation_failures"},
+     "high-after-hours,rule-storage-operation-failures"),
+    ({"alertname": "StorageOperationFailures", "severity": "critical", "seed_rule": "storage_operation_failures"},
+     "critical"),
+    ({"alertname": "AICostThresholdExceeded", "severity": "medium", "seed_rule": "cost_threshold_exceeded"},
+     "rule-cost-threshold-exceeded"),
     ({"alertname": "Watchdog", "severity": "none"}, "deadmans-switch"),
     ({"alertname": "Unlabelled"}, "default"),
 ]
@@ -89,11 +97,17 @@ def test_rendered_tree_times_each_severity_by_the_clock() -> None:
     """What amtool cannot see: which branch is active when, and what maintenance mutes."""
     config = yaml.safe_load((ROOT / "rendered/prod/alertmanager/alertmanager.yml").read_text())
     tree = config["route"]
-    after, business = _route(tree, "high")["routes"]
+    after, *by_rule, business = _route(tree, "high")["routes"]
     assert after == {"receiver": "high-after-hours", "continue": True,
                      "mute_time_intervals": ["business-hours", "weekly-maintenance"]}
     assert business == {"receiver": "high", "active_time_intervals": ["business-hours"],
                         "mute_time_intervals": ["weekly-maintenance"]}
+    overload = {"matchers": ['seed_rule="system_overload"'], "receiver": "rule-system-overload",
+                "repeat_interval": "2m", "active_time_intervals": ["business-hours"],
+                "mute_time_intervals": ["weekly-maintenance"]}
+    assert overload in by_rule and len(by_rule) == 5
+    assert "active_time_intervals" not in _route(tree, "medium")["routes"][0]
+    assert "routes" not in _route(tree, "critical")
     assert _route(tree, "low")["active_time_intervals"] == ["business-hours"]
     assert _route(tree, "medium")["mute_time_intervals"] == ["weekly-maintenance"]
     critical = _route(tree, "critical")
@@ -202,6 +216,17 @@ def test_low_goes_to_the_ticket_webhook_in_business_hours(receivers: Receivers, 
     delivery = receivers.wait_for("webhook", lambda d: d.body["commonLabels"].get("alertname") == name)
     assert delivery.path == "/webhook/tickets"
     assert delivery.body["receiver"] == "low"
+
+
+def test_a_seed_rule_goes_to_its_own_channels_in_business_hours(receivers: Receivers,
+                                                              business_am: Alertmanager) -> None:
+    """Seed 003: system_overload (high) → Slack + webhook, not the severity's Slack + email."""
+    service = unique("svc-")
+    business_am.post(alert("SystemOverload", "high", service=service, seed_rule="system_overload"))
+    slack = receivers.wait_for("slack", lambda d: f"SystemOverload ({service})" in d.body["attachments"][0]["title"])
+    assert footer(slack) == "Alertmanager · receiver rule-system-overload"
+    hook = receivers.wait_for("webhook", lambda d: d.body["commonLabels"].get("service") == service)
+    assert hook.path == "/webhook/tickets" and hook.body["receiver"] == "rule-system-overload"
 
 
 def test_watchdog_heartbeats_to_the_deadmans_switch(receivers: Receivers, business_am: Alertmanager) -> None:
