@@ -11,7 +11,7 @@ import jinja2
 import pytest
 import yaml
 from theodore_obs import rule_context
-from theodore_obs.render import COMPOSE, render_files
+from theodore_obs.render import COMPOSE, native_runtime, render_files
 from theodore_obs.rule_context import DASHBOARD_UIDS, duration_seconds
 from theodore_obs.spec import SpecError, load_spec
 from theodore_obs.tools import binary_path
@@ -34,6 +34,10 @@ SEED_DEFAULTS = {
 
 def rule_files(env: str) -> list[Path]:
     return sorted((RENDERED / env / "prometheus" / "rules").glob("*.yml"))
+
+
+def log_rule_files(env: str) -> list[Path]:
+    return sorted((RENDERED / env / "loki" / "rules").glob("*/*.yml"))
 
 
 def rules_of(env: str) -> list[dict[str, Any]]:
@@ -80,9 +84,11 @@ def test_every_alert_has_severity_summary_description_runbook_and_dashboard(env:
     spec = load_spec(env).data
     base, grafana = spec["alerting"]["runbook_base_url"], spec["grafana"]["url"].rstrip("/")
     dashboards = {f"{grafana}/d/{uid}" for uid in DASHBOARD_UIDS.values()}
+    log_alerts = [rule for path in log_rule_files(env)
+                  for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]]
     alerts = alerts_of(env)
-    assert alerts
-    for alert in alerts:
+    assert alerts and log_alerts
+    for alert in alerts + log_alerts:
         name, annotations = alert["alert"], alert["annotations"]
         assert alert["labels"]["severity"] in SEVERITIES, name
         assert annotations.keys() >= {"summary", "description", "runbook_url", "dashboard_url"}, name
@@ -154,3 +160,31 @@ def test_an_slo_latency_off_the_spanmetrics_buckets_is_refused(write_spec) -> No
     spec["services"]["theodore-demo"]["slo"]["latency_seconds"] = 0.3
     with pytest.raises(SpecError, match=r"services\.theodore-demo\.slo\.latency_seconds"):
         render_files(load_spec("local", write_spec(spec)), COMPOSE)
+
+
+@pytest.mark.parametrize("env", ["local", "prod"])
+def test_lokitool_accepts_the_rendered_log_rules(env: str) -> None:
+    (rules,) = log_rule_files(env)
+    assert rules.parent.name == "fake", "single-tenant Loki reads the tenant 'fake'"
+    proc = subprocess.run([str(binary_path("lokitool")), "rules", "check", f"--rule-files={rules}"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    names = {r["alert"] for g in yaml.safe_load(rules.read_text())["groups"] for r in g["rules"]}
+    assert names == {"CriticalLogEvents", "SecurityEventDetected", "ErrorLogSpike"}
+
+
+def test_lokitool_rejects_a_broken_logql_expression(tmp_path: Path) -> None:
+    (rules,) = log_rule_files("local")
+    broken = tmp_path / "theodore.yml"
+    broken.write_text(rules.read_text().replace("[5m])", "[5m)", 1))
+    proc = subprocess.run([str(binary_path("lokitool")), "rules", "check", f"--rule-files={broken}"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode != 0
+    assert "CriticalLogEvents" in proc.stdout + proc.stderr
+
+
+def test_loki_reads_rules_from_the_rendered_tree_in_both_runtimes(tmp_path: Path) -> None:
+    native = yaml.safe_load(render_files(load_spec("local"), native_runtime(tmp_path))["loki/loki.yaml"])
+    assert native["ruler"]["storage"]["local"]["directory"] == str(tmp_path / "config" / "loki" / "rules")
+    compose = yaml.safe_load(render_files(load_spec("local"), COMPOSE)["compose.yaml"])
+    assert "./loki/rules:/etc/loki/rules:ro" in compose["services"]["loki"]["volumes"]

@@ -32,7 +32,7 @@ def test_every_check_kind_runs_for_each_environment() -> None:
     tools = {tool for _, tool, _, _ in CHECKS}
     assert tools == {"promtool check config", "promtool check rules", "amtool check-config",
                      "otelcol validate", "loki -verify-config", "jaeger validate",
-                     "blackbox --config.check", "promtool test rules"}
+                     "blackbox --config.check", "promtool test rules", "lokitool rules check"}
 
 
 BREAKAGES = {
@@ -47,6 +47,8 @@ BREAKAGES = {
     "jaeger/config.yaml": ("ephemeral: false", "ephemeral: sometimes", "jaeger validate"),
     "prometheus/blackbox.yml": ("timeout: 5s", "timeout: five", "blackbox --config.check"),
     "compose.yaml": ("restart: unless-stopped", "restart: 42", "compose-spec schema"),
+    "loki/rules/fake/theodore.yml": ("[5m])), \"service\"", "[5m)), \"service\"",
+                                     "lokitool rules check"),
 }
 
 

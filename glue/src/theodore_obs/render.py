@@ -64,6 +64,13 @@ class Runtime:
             return str(self.data_root / component)
         return CONTAINER_DATA[component]
 
+    def config_dir(self, component: str) -> str:
+        """Where a component reads its rendered files: the state's config folder, or /etc."""
+        if self.native:
+            assert self.data_root is not None
+            return str(self.data_root.parent / "config" / component)
+        return f"/etc/{component}"
+
 
 # Inside a container a server must listen on every interface; compose publishes to 127.0.0.1.
 COMPOSE = Runtime(name="compose", bind="0.0.0.0", secrets_dir="/run/secrets", native=False)  # noqa: S104
@@ -145,6 +152,7 @@ def context(spec: Spec, runtime: Runtime) -> dict[str, Any]:
         "health_endpoints": health_endpoints(data, runtime),
         "secret_files": secret_files(data),
         "data_dir": runtime.data_dir,
+        "config_dir": runtime.config_dir,
         "service_host": lambda name: runtime.service_host(name, data),
         "prometheus_flags": lambda cfg, d: prometheus_flags(data, runtime, cfg, d),
         "alertmanager_flags": lambda cfg, d: alertmanager_flags(data, runtime, cfg, d),
