@@ -276,6 +276,18 @@ def test_critical_page_and_slack_carry_links_and_resolve(receivers: Receivers, b
     assert not receivers.failures
 
 
+def test_an_alert_without_links_points_at_the_runbook_index_and_grafana(
+        receivers: Receivers, business_am: Alertmanager) -> None:
+    name = unique("Bare")
+    business_am.post({**alert(name, "medium"), "annotations": {"summary": "no links here"}})
+    (message,) = receivers.wait_for("slack", slack_for(name)).body["attachments"]
+    buttons = {a["text"]: a["url"] for a in message["actions"]}
+    spec = load_stack()
+    assert buttons["Runbook"] == spec["alerting"]["runbook_base_url"]
+    assert buttons["Dashboard"] == spec["grafana"]["url"]
+    assert "no links here" in message["text"] and "Runbook:" not in message["text"]
+
+
 def test_critical_inhibits_lower_severities_of_the_same_alert_and_service(
         receivers: Receivers, business_am: Alertmanager) -> None:
     name, service, other = unique("ErrBurst"), unique("svc-"), unique("svc-")

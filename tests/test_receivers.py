@@ -49,6 +49,8 @@ def test_good_payloads_are_recorded_with_the_services_answers(receivers: Receive
     ("slack", {"channel": "#a"}, "neither text nor attachments"),
     ("slack", {"attachments": [{"title": "t", "actions": [{"type": "button", "text": "x", "url": "nope"}]}]},
      "url is not an http(s) URL"),
+    ("slack", {"attachments": [{"title": "t", "actions": [{"type": "button", "text": "Runbook"}]}]},
+     "needs a url, or a name and a value"),
     ("pagerduty", {**GOOD_PAGE, "routing_key": "short"}, "routing_key must be a 32-character string"),
     ("pagerduty", {**GOOD_PAGE, "event_action": "explode"}, "event_action must be one of"),
     ("pagerduty", {**GOOD_PAGE, "payload": {"summary": "x", "source": "s", "severity": "high"}},

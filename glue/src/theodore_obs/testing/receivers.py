@@ -43,6 +43,24 @@ def _is_url(value: Any) -> bool:
     return bool(parsed and parsed.scheme in ("http", "https") and parsed.netloc)
 
 
+def _attachment_problems(where: str, attachment: Any) -> list[str]:
+    if not isinstance(attachment, dict):
+        return [f"{where} is not an object"]
+    problems = []
+    if not any(isinstance(attachment.get(k), str) and attachment[k] for k in ("fallback", "text", "title")):
+        problems.append(f"{where} has no fallback, text or title")
+    for j, action in enumerate(attachment.get("actions", [])):
+        if action.get("type") != "button" or not action.get("text"):
+            problems.append(f"{where}.actions[{j}] is not a button with text")
+        if "url" in action and not _is_url(action["url"]):
+            problems.append(f"{where}.actions[{j}].url is not an http(s) URL: {action['url']!r}")
+        elif "url" not in action and not (action.get("name") and action.get("value")):
+            problems.append(f"{where}.actions[{j}] needs a url, or a name and a value")
+    if "title_link" in attachment and not _is_url(attachment["title_link"]):
+        problems.append(f"{where}.title_link is not an http(s) URL")
+    return problems
+
+
 def slack_problems(body: Any) -> list[str]:
     """What makes ``body`` an invalid Slack incoming-webhook message (empty when valid)."""
     if not isinstance(body, dict):
@@ -57,19 +75,7 @@ def slack_problems(body: Any) -> list[str]:
     if attachments is not None and not isinstance(attachments, list):
         return [*problems, "attachments is not a list"]
     for i, attachment in enumerate(attachments or []):
-        if not isinstance(attachment, dict):
-            problems.append(f"attachments[{i}] is not an object")
-            continue
-        if not any(isinstance(attachment.get(k), str) and attachment[k]
-                   for k in ("fallback", "text", "title")):
-            problems.append(f"attachments[{i}] has no fallback, text or title")
-        for j, action in enumerate(attachment.get("actions", [])):
-            if action.get("type") != "button" or not action.get("text"):
-                problems.append(f"attachments[{i}].actions[{j}] is not a button with text")
-            if "url" in action and not _is_url(action["url"]):
-                problems.append(f"attachments[{i}].actions[{j}].url is not an http(s) URL: {action['url']!r}")
-        if "title_link" in attachment and not _is_url(attachment["title_link"]):
-            problems.append(f"attachments[{i}].title_link is not an http(s) URL")
+        problems += _attachment_problems(f"attachments[{i}]", attachment)
     return problems
 
 
