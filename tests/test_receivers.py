@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import smtplib
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -71,3 +72,17 @@ def test_wait_for_names_what_arrived_when_nothing_matches(receivers: Receivers) 
     post(receivers.url("slack"), GOOD_SLACK)
     with pytest.raises(AssertionError, match=r"no matching slack notification.*FIRING:1"):
         receivers.wait_for("slack", lambda d: "RESOLVED" in d.body["attachments"][0]["title"], timeout=0.5)
+
+
+def test_mail_is_recorded_with_envelope_parts_and_credentials(receivers: Receivers) -> None:
+    host, port = receivers.smtp_address.split(":")
+    with smtplib.SMTP(host, int(port), timeout=5) as client:
+        client.login("alertmanager@theodore.example", "s3cret")
+        client.sendmail("am@example", ["oncall@example"],
+                        "Subject: [FIRING:1] HIGH X\r\nContent-Type: text/plain\r\n\r\nRunbook: https://r.example\r\n")
+        client.sendmail("am@example", ["oncall@example"], "Content-Type: text/plain\r\n\r\nno subject\r\n")
+    (mail,) = receivers.of("email")
+    assert mail.body["subject"] == "[FIRING:1] HIGH X" and mail.body["to"] == ["oncall@example"]
+    assert "Runbook: https://r.example" in mail.body["text"]
+    assert mail.body["auth"] == ["", "alertmanager@theodore.example", "s3cret"]
+    assert receivers.failures == [("email", "smtp", ["no subject"])]

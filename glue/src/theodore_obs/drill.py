@@ -2,7 +2,7 @@
 
 The drill's spec is the environment's own with four changes: ports shifted, no background
 load (the drill sends its own clean traffic, so nothing fires before the faults), PagerDuty's
-URL and every receiver secret pointing at :class:`~theodore_obs.testing.Receivers`, and
+URL, the mail relay and every receiver secret pointing at :class:`~theodore_obs.testing.Receivers`, and
 business hours that never come, so high and medium alerts take the after-hours branch that
 pages PagerDuty as well as Slack. Then:
 
@@ -51,7 +51,7 @@ def drill_spec(spec: dict[str, Any], receivers: Receivers, port_offset: int) -> 
     spec["demo"]["load_rps"] = 0
     alerting = spec["alerting"]
     alerting["pagerduty_url"] = receivers.url("pagerduty", "v2/enqueue")
-    alerting["receivers"]["email"]["smarthost"] = "127.0.0.1:9"  # closed: no mail leaves the machine
+    alerting["receivers"]["email"].update(smarthost=receivers.smtp_address, require_tls=False)
     alerting["on_call"]["business_hours"] = {"years": ["2000"]}
     alerting["on_call"]["after_hours"].update(high=["pagerduty", "slack"], medium=["pagerduty", "slack"])
     return spec

@@ -7,7 +7,9 @@ One HTTP server on 127.0.0.1 (an ephemeral port) answers three kinds of path:
 - ``/pagerduty/...``: PagerDuty's Events API v2 ``enqueue`` (``routing_key``, ``event_action``,
   ``dedup_key``, ``payload.summary/source/severity`` for triggers, ``links``; answers 202 with
   the dedup key like PagerDuty);
-- ``/webhook/...``: Alertmanager's generic webhook (version 4 JSON).
+- ``/webhook/...``: Alertmanager's generic webhook (version 4 JSON);
+
+and an SMTP server (``smtp_address``) records mail as ``email`` deliveries.
 
 A payload of the wrong shape gets HTTP 400 and lands in ``failures`` with every problem found,
 so a test can assert both that notifications arrived and that none was malformed.
@@ -23,6 +25,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import urlparse
+
+from .smtp import SMTPSink
 
 PAGERDUTY_ACTIONS = {"trigger", "acknowledge", "resolve"}
 PAGERDUTY_SEVERITIES = {"critical", "error", "warning", "info"}
@@ -130,6 +134,14 @@ def webhook_problems(body: Any) -> list[str]:
     return problems
 
 
+def email_problems(message: dict[str, Any]) -> list[str]:
+    """What makes a received mail unusable as an alert notification (empty when fine)."""
+    problems = [f"no {key}" for key in ("from", "to", "subject") if not message.get(key)]
+    if not message.get("text") and not message.get("html"):
+        problems.append("no text or HTML body")
+    return problems
+
+
 CHECKS: dict[str, Callable[[Any], list[str]]] = {
     "slack": slack_problems, "pagerduty": pagerduty_problems, "webhook": webhook_problems}
 
@@ -144,6 +156,12 @@ class Receivers:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
+        self._smtp = SMTPSink(self._record_email)
+
+    @property
+    def smtp_address(self) -> str:
+        """host:port of the SMTP server (no STARTTLS: receivers need ``require_tls: false``)."""
+        return self._smtp.address
 
     @property
     def base(self) -> str:
@@ -173,12 +191,21 @@ class Receivers:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._smtp.close()
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    def _record_email(self, message: dict[str, Any]) -> None:
+        problems = email_problems(message)
+        with self._lock:
+            if problems:
+                self.failures.append(("email", "smtp", problems))
+            else:
+                self.deliveries.append(Delivery("email", "smtp", message))
 
     def _record(self, kind: str, path: str, raw: bytes) -> tuple[int, bytes, str]:
         try:
