@@ -89,6 +89,25 @@ def test_bad_routing_spec_is_refused_by_field(change: Any, where: str, expected:
     assert not (tmp_path / "out").exists()
 
 
+def test_a_spec_with_only_the_original_keys_still_renders_a_working_tree(write_spec: Any, tmp_path: Path) -> None:
+    """No timings, on-call, maintenance, rule routes or dead-man's switch: one receiver per severity."""
+    spec = load_stack()
+    for key in ("timings", "on_call", "maintenance_windows", "rule_routes", "pagerduty_url"):
+        spec["alerting"].pop(key)
+    spec["alerting"]["receivers"].pop("deadmans_switch")
+    spec["environments"]["local"]["alerting"].pop("timings")
+    result = run_cli("render", "--env", "local", "--spec", str(write_spec(spec)), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    config = tmp_path / "local" / "alertmanager" / "alertmanager.yml"
+    assert "time_intervals" not in yaml.safe_load(config.read_text())
+    check = subprocess.run([str(binary_path("amtool")), "check-config", str(config)],
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    for labels, expect in [({"severity": "high", "seed_rule": "system_overload"}, "high"),
+                           ({"alertname": "Watchdog", "severity": "none"}, "default")]:
+        assert amtool_routes(config, labels, expect).stdout.strip() == expect
+
+
 def _route(tree: dict[str, Any], severity: str) -> dict[str, Any]:
     (route,) = [r for r in tree["routes"] if r.get("matchers") == [f'severity="{severity}"']]
     return route
