@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from theodore_obs.native import State
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,3 +38,23 @@ def write_spec(tmp_path: Path):
         return path
 
     return write
+
+
+def native_stack(root: Path, port_offset: int) -> Iterator[dict]:
+    """Run `theodore-obs up` on the spec's ports shifted by ``port_offset``, state under
+    ``root``; yield its spec, spec file, CLI environment, state and `up` result, then stop it."""
+    spec = load_stack()
+    spec["ports"] = {name: port + port_offset for name, port in spec["ports"].items()}
+    spec["services"]["theodore-demo"]["port"] += port_offset
+    spec["demo"]["upstream_port"] += port_offset
+    spec_file = root / "stack.yaml"
+    spec_file.write_text(yaml.safe_dump(spec))
+    env = {"THEODORE_OBS_STATE": str(root / "state"), "SLACK_API_URL": "http://127.0.0.1:9/slack"}
+    started = time.monotonic()
+    result = run_cli("up", "--spec", str(spec_file), "--timeout", "120", env=env)
+    info = {"spec": spec, "spec_file": spec_file, "env": env, "state": State(root / "state"),
+            "up": result, "up_seconds": time.monotonic() - started}
+    try:
+        yield info
+    finally:
+        run_cli("down", env=env)

@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from theodore_obs.native import State, _alive, process_info, supervisord_pid
+from theodore_obs.native import _alive, process_info, supervisord_pid
 from theodore_obs.telemetry.metrics import catalogue
 
-from .conftest import load_stack, run_cli
+from .conftest import native_stack, run_cli
 
 PORT_OFFSET = 11000
 
@@ -32,22 +31,7 @@ PORT_OFFSET = 11000
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A running native stack; yields its spec, state and CLI environment, then stops it."""
-    root = tmp_path_factory.mktemp("native")
-    spec = load_stack()
-    spec["ports"] = {name: port + PORT_OFFSET for name, port in spec["ports"].items()}
-    spec["services"]["theodore-demo"]["port"] += PORT_OFFSET
-    spec["demo"]["upstream_port"] += PORT_OFFSET
-    spec_file = root / "stack.yaml"
-    spec_file.write_text(yaml.safe_dump(spec))
-    env = {"THEODORE_OBS_STATE": str(root / "state"), "SLACK_API_URL": "http://127.0.0.1:9/slack"}
-    started = time.monotonic()
-    result = run_cli("up", "--spec", str(spec_file), "--timeout", "120", env=env)
-    info = {"spec": spec, "spec_file": spec_file, "env": env, "state": State(root / "state"),
-            "up": result, "up_seconds": time.monotonic() - started}
-    try:
-        yield info
-    finally:
-        run_cli("down", env=env)
+    yield from native_stack(tmp_path_factory.mktemp("native"), PORT_OFFSET)
 
 
 def url(stack: dict[str, Any], port: str, path: str) -> str:

@@ -188,3 +188,23 @@ def test_loki_reads_rules_from_the_rendered_tree_in_both_runtimes(tmp_path: Path
     assert native["ruler"]["storage"]["local"]["directory"] == str(tmp_path / "config" / "loki" / "rules")
     compose = yaml.safe_load(render_files(load_spec("local"), COMPOSE)["compose.yaml"])
     assert "./loki/rules:/etc/loki/rules:ro" in compose["services"]["loki"]["volumes"]
+
+
+def runbook_sections() -> dict[str, str]:
+    """Heading anchor (GitHub's: lower case, punctuation dropped, spaces to dashes) → body."""
+    text = (ROOT / "prometheus" / "runbooks.md").read_text()
+    parts = re.split(r"^#{2,3} (.+)$", text, flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-"): body
+            for title, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+@pytest.mark.parametrize("env", ["local", "prod"])
+def test_every_alert_has_a_runbook_section_with_meaning_impact_diagnosis_mitigation(env: str) -> None:
+    sections = runbook_sections()
+    log_alerts = [rule for path in log_rule_files(env)
+                  for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]]
+    for alert in alerts_of(env) + log_alerts:
+        anchor = alert["annotations"]["runbook_url"].rsplit("#", 1)[1]
+        assert anchor in sections, f"{alert['alert']}: no runbook section #{anchor}"
+        for part in ("Meaning", "Impact", "Diagnosis", "Mitigation"):
+            assert f"**{part}**" in sections[anchor], f"{alert['alert']}: runbook lacks {part}"

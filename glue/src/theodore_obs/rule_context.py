@@ -16,6 +16,8 @@ from .telemetry.metrics import MetricSpec, catalogue
 SPANMETRICS = {
     "calls": "traces_span_metrics_calls_total",
     "duration_bucket": "traces_span_metrics_duration_milliseconds_bucket",
+    "duration_sum": "traces_span_metrics_duration_milliseconds_sum",
+    "duration_count": "traces_span_metrics_duration_milliseconds_count",
 }
 """The collector's spanmetrics connector's series (default namespace ``traces.span.metrics``)
 as Prometheus's OTLP receiver names them; they carry ``service_name``, ``span_kind`` and
