@@ -208,3 +208,11 @@ def test_every_alert_has_a_runbook_section_with_meaning_impact_diagnosis_mitigat
         assert anchor in sections, f"{alert['alert']}: no runbook section #{anchor}"
         for part in ("Meaning", "Impact", "Diagnosis", "Mitigation"):
             assert f"**{part}**" in sections[anchor], f"{alert['alert']}: runbook lacks {part}"
+
+
+def test_slo_latency_buckets_are_the_collectors_spanmetrics_buckets() -> None:
+    """rule_context keeps the bucket list the collector template writes: they must agree."""
+    collector = yaml.safe_load((RENDERED / "prod" / "otel-collector" / "config.yaml").read_text())
+    buckets = collector["connectors"]["spanmetrics"]["histogram"]["explicit"]["buckets"]
+    in_ms = [float(b[:-2]) if b.endswith("ms") else float(b[:-1]) * 1000 for b in buckets]
+    assert in_ms == list(rule_context.SPANMETRICS_BUCKETS_MS)

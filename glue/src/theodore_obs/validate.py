@@ -35,7 +35,8 @@ class Finding:
         return text
 
 
-def _run(tool: str, argv: list[str], file: Path) -> Finding:
+def run_check(tool: str, argv: list[str], file: Path) -> Finding:
+    """Run one check of ``checks_for`` (the binary from the tool cache)."""
     try:
         cmd = [str(binary_path(argv[0])), *argv[1:]]
     except ToolError as exc:
@@ -90,7 +91,7 @@ def checks_for(env_dir: Path) -> list[tuple[str, list[str], Path]]:
 
 
 def validate_env(env_dir: Path) -> list[Finding]:
-    findings = [_run(tool, argv, file) for tool, argv, file in checks_for(env_dir)]
+    findings = [run_check(tool, argv, file) for tool, argv, file in checks_for(env_dir)]
     compose = env_dir / "compose.yaml"
     if compose.exists():
         findings.append(check_compose(compose))
