@@ -3,8 +3,10 @@
 - ``up``: native ``up`` until every component is ready, on fresh state;
 - ``log``: one log call through our pipeline vs bare structlog JSON vs stdlib logging;
 - ``request``: the demo service under ``opentelemetry-instrument`` vs the same app bare;
-- ``spans``: spans per second one process exports to the collector over OTLP/HTTP.
-The last two run against a native stack started here on fresh state (default ports).
+- ``spans``: spans per second one process exports to the collector over OTLP/HTTP;
+- ``alerts``: the alert drill (``drill``): fault start → PagerDuty notification per alert, and
+  fault cleared → resolve, on a native stack with local receivers.
+The last three run against native stacks started here on fresh state (default ports).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+import yaml
 from opentelemetry import trace
 from opentelemetry._logs import set_logger_provider
 from opentelemetry.sdk._logs import LoggerProvider
@@ -30,9 +33,12 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 from opentelemetry.sdk.trace import TracerProvider
 
 from . import native
+from .drill import EXPECTED, RESOLVES, DrillResult, drill_env, drill_spec, run_drill
+from .paths import repo_root
 from .spec import Spec, load_spec
 from .telemetry.log_export import EXPORT
 from .telemetry.logs import configure_logging
+from .testing.receivers import Receivers
 
 
 def _percentile(values: Sequence[float], fraction: float) -> float:
@@ -246,6 +252,52 @@ def spans_per_second(spec: Spec, seconds: float = 5.0) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+@contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def alert_latency(runs: int = 1, port_offset: int = 0, env: str = "local") -> list[DrillResult]:
+    """The alert drill on a fresh native stack per run: fault start → PagerDuty notification."""
+    results = []
+    for _ in range(runs):
+        with Receivers() as receivers, tempfile.TemporaryDirectory(prefix="bench-alerts-") as tmp:
+            raw = yaml.safe_load((repo_root() / "stack.yaml").read_text())
+            spec_file = Path(tmp) / "stack.yaml"
+            spec_file.write_text(yaml.safe_dump(drill_spec(raw, receivers, port_offset)))
+            spec, state = load_spec(env, spec_file), native.State(Path(tmp) / "state")
+            with _environ(drill_env(receivers)):
+                native.up(spec, state, say=lambda *_: None)
+            try:
+                results.append(run_drill(spec.data, receivers, say=lambda *_: None))
+            finally:
+                native.down(state, say=lambda *_: None)
+    return results
+
+
+def report_alert_latency(runs: int = 1, port_offset: int = 0) -> str:
+    results = alert_latency(runs, port_offset)
+    lines = [f"alert latency, fault start → PagerDuty notification at a local receiver "
+             f"(local profile, {runs} run(s), median):"]
+    for alertname in EXPECTED:
+        seconds = [r.latency(alertname) for r in results]
+        lines.append(f"  {alertname:<26} {statistics.median(seconds):5.1f} s  "
+                     f"({', '.join(f'{s:.1f}' for s in seconds)})")
+    recovery = [r.recovery for r in results]
+    lines.append(f"  resolve of {RESOLVES}, after the faults were cleared: "
+                 f"{statistics.median(recovery):5.1f} s ({', '.join(f'{s:.1f}' for s in recovery)})")
+    return "\n".join(lines)
+
+
 def report_all(runs: int) -> str:
     lines = [report_up(runs), "", "log call, median µs (20,000 calls, inside a span):"]
     costs = log_call_costs()
@@ -263,7 +315,9 @@ def report_all(runs: int) -> str:
         cut = 1 - overhead["instrumented"]["rps"] / overhead["bare"]["rps"]
         lines.append(f"  instrumentation adds {added:.0f} µs at p50; throughput {cut:.0%} lower")
         lines += ["", f"spans exported by one process: {spans_per_second(spec):,.0f} spans/s"]
+    lines += ["", report_alert_latency()]
     return "\n".join(lines)
 
 
-__all__ = ["log_call_costs", "report_all", "request_overhead", "spans_per_second"]
+__all__ = ["alert_latency", "log_call_costs", "report_alert_latency", "report_all", "request_overhead",
+           "spans_per_second"]

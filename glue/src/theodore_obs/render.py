@@ -112,12 +112,21 @@ def prometheus_flags(spec: dict[str, Any], runtime: Runtime, config: str, data: 
     ]
 
 
+def alertmanager_external_url(spec: dict[str, Any], runtime: Runtime) -> str:
+    """Where operators reach Alertmanager: the spec's ``alerting.external_url``, else this runtime's
+    address on the host (compose publishes on localhost)."""
+    host = "127.0.0.1" if runtime.native else "localhost"
+    default = f"http://{host}:{spec['ports']['alertmanager']}"
+    return spec["alerting"].get("external_url", default).rstrip("/")
+
+
 def alertmanager_flags(spec: dict[str, Any], runtime: Runtime, config: str, data: str) -> list[str]:
     return [
         f"--config.file={config}",
         f"--storage.path={data}",
         f"--web.listen-address={runtime.bind}:{spec['ports']['alertmanager']}",
         "--cluster.listen-address=",
+        f"--web.external-url={alertmanager_external_url(spec, runtime)}",
     ]
 
 

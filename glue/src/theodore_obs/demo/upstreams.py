@@ -3,7 +3,7 @@
 The LLM endpoint answers ``POST /v1/chat/completions`` in OpenAI's response shape, token usage
 included, so the OpenAI client and its instrumentation behave as against the real service.
 Companies named ``broken-*`` fail to scrape (HTTP 500); prompts mentioning ``overload`` fail
-at the LLM (HTTP 503).
+at the LLM (HTTP 503). ``/faults`` switches whole outages on and off (see ``faults``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .faults import FaultSwitch, handle
+
+FAULTS = FaultSwitch()
+
 
 def company_page(name: str) -> str:
     return (f"<html><head><title>{name}</title></head><body><h1>{name}</h1>"
@@ -22,11 +26,11 @@ def company_page(name: str) -> str:
             "customers in 12 countries and is hiring engineers.</p></body></html>")
 
 
-def chat_completion(request: dict[str, Any]) -> dict[str, Any]:
+def chat_completion(request: dict[str, Any], usage_factor: float = 1.0) -> dict[str, Any]:
     prompt = " ".join(str(m.get("content", "")) for m in request.get("messages", []))
     model = request.get("model", "gpt-4o-mini")
-    prompt_tokens = max(1, len(prompt) // 4)
-    completion_tokens = 40 + len(prompt) % 60
+    prompt_tokens = int(max(1, len(prompt) // 4) * usage_factor)
+    completion_tokens = int((40 + len(prompt) % 60) * usage_factor)
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
         "object": "chat.completion",
@@ -48,14 +52,28 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _faults(self, method: str) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        status, answer = handle(FAULTS, method, self.path, body)
+        self._send(status, json.dumps(answer).encode(), "application/json")
+
+    def do_PUT(self) -> None:
+        self._faults("PUT")
+
+    def do_DELETE(self) -> None:
+        self._faults("DELETE")
+
     def do_GET(self) -> None:
+        if self.path.startswith("/faults"):
+            self._faults("GET")
+            return
         if self.path == "/healthz":
             self._send(200, b"ok", "text/plain")
             return
         name = self.path.removeprefix("/companies/")
         if name == self.path or not name:
             self._send(404, b"not found", "text/plain")
-        elif name.startswith("broken"):
+        elif name.startswith("broken") or FAULTS.hits("error_burst"):
             self._send(500, b"upstream error", "text/plain")
         else:
             self._send(200, company_page(name).encode(), "text/html")
@@ -65,11 +83,12 @@ class Handler(BaseHTTPRequestHandler):
         request = json.loads(self.rfile.read(length) or b"{}")
         if self.path != "/v1/chat/completions":
             self._send(404, b"{}", "application/json")
-        elif "overload" in json.dumps(request.get("messages", [])):
+        elif "overload" in json.dumps(request.get("messages", [])) or FAULTS.hits("ai_failures"):
             self._send(503, json.dumps({"error": {"message": "overloaded", "type": "server_error"}}).encode(),
                        "application/json")
         else:
-            self._send(200, json.dumps(chat_completion(request)).encode(), "application/json")
+            answer = chat_completion(request, FAULTS.factor("cost_spike"))
+            self._send(200, json.dumps(answer).encode(), "application/json")
 
     def log_message(self, *args: Any) -> None:
         pass
