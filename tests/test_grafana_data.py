@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,7 +31,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A running native stack with the demo and its load; yields where its configs are."""
     for info in native_stack(tmp_path_factory.mktemp("grafana-data"), PORT_OFFSET):
         assert info["up"].returncode == 0, info["up"].stdout + info["up"].stderr
+        _fail_some_requests(info["spec"])
         yield {"config": info["state"].config}
+
+
+def _fail_some_requests(spec: dict[str, Any]) -> None:
+    """The background load rarely fails (it stays within the SLO): error panels get these."""
+    base = f"http://127.0.0.1:{spec['services']['theodore-demo']['port']}/research"
+    for query in ["company=broken-acme", "company=broken-globex", "company=acme&note=overload"] * 3:
+        try:
+            urllib.request.urlopen(f"{base}?{query}", timeout=10).read()
+        except urllib.error.HTTPError as failed:
+            assert failed.code in (502, 503), failed
 
 
 @pytest.fixture(scope="module")

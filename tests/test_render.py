@@ -117,3 +117,13 @@ def test_no_secret_values_are_rendered(monkeypatch, tmp_path: Path) -> None:
     (critical,) = [r for r in am["receivers"] if r["name"] == "critical"]
     slack = critical["slack_configs"][0]
     assert slack["api_url_file"] == "/run/secrets/slack_api_url"
+
+
+def test_a_service_health_probe_carries_its_service_label() -> None:
+    """A failing probe of a service inhibits that service's alerts: it needs the service label."""
+    config = yaml.safe_load((ROOT / "rendered/local/prometheus/prometheus.yml").read_text())
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "blackbox-health"]
+    labelled = {t: group.get("labels", {}).get("service") for group in job["static_configs"]
+                for t in group["targets"]}
+    assert labelled["http://theodore-demo:8000/healthz"] == "theodore-demo"
+    assert labelled["http://prometheus:9090/-/ready"] is None

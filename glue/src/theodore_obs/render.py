@@ -130,8 +130,10 @@ def alertmanager_flags(spec: dict[str, Any], runtime: Runtime, config: str, data
     ]
 
 
-def health_endpoints(spec: dict[str, Any], runtime: Runtime) -> list[str]:
-    """Every health endpoint blackbox probes: the stack's own, then each service's."""
+def health_endpoints(spec: dict[str, Any], runtime: Runtime) -> list[tuple[str, str | None]]:
+    """Every health endpoint blackbox probes, with the service it belongs to (None for the
+    stack's own): a failing probe's ``service`` label lets Alertmanager inhibit that service's
+    other alerts."""
     p, h = spec["ports"], runtime.host
     urls = [
         f"http://{h('prometheus')}:{p['prometheus']}/-/ready",
@@ -142,9 +144,9 @@ def health_endpoints(spec: dict[str, Any], runtime: Runtime) -> list[str]:
     ]
     if not runtime.native:
         urls.append(f"http://{h('grafana')}:{p['grafana']}/api/health")
-    urls += [f"http://{runtime.service_host(name, spec)}:{svc['port']}{svc['health_path']}"
-             for name, svc in observed_services(spec).items()]
-    return urls
+    return [(url, None) for url in urls] + [
+        (f"http://{runtime.service_host(name, spec)}:{svc['port']}{svc['health_path']}", name)
+        for name, svc in observed_services(spec).items()]
 
 
 def context(spec: Spec, runtime: Runtime) -> dict[str, Any]:

@@ -1,6 +1,8 @@
-"""A steady load on the demo service: mostly good research, some scrape and LLM failures.
+"""A steady load on the demo service: mostly good research, rare scrape and LLM failures.
 
-Each request carries its own ``X-Correlation-ID``. The rate and run time are bounded; the
+Failures stay under the demo's availability SLO (99.5 %), so a stack left running is quiet:
+alerts fire when a fault is injected (``PUT /faults/<name>`` on the upstreams), not from the
+background load. Each request carries its own ``X-Correlation-ID``. The rate and run time are bounded; the
 target is the demo service on loopback.
 """
 
@@ -15,12 +17,18 @@ import requests
 
 COMPANIES = ["acme", "initech", "globex", "umbrella", "hooli", "piedpiper"]
 
+BROKEN_PAGE = 0.003
+"""Share of requests for a company whose page fails to scrape (HTTP 502)."""
+
+LLM_OVERLOAD = 0.001
+"""Share of requests the fake LLM refuses as overloaded (HTTP 503)."""
+
 
 def pick(rng: random.Random) -> dict[str, str]:
     roll = rng.random()
-    if roll < 0.08:
+    if roll < BROKEN_PAGE:
         return {"company": f"broken-{rng.choice(COMPANIES)}"}
-    if roll < 0.12:
+    if roll < BROKEN_PAGE + LLM_OVERLOAD:
         return {"company": rng.choice(COMPANIES), "note": "overload"}
     return {"company": rng.choice(COMPANIES)}
 
