@@ -313,7 +313,9 @@ def report_all(runs: int) -> str:
                          f"{figures['rps']:6.1f} req/s  server CPU {figures['cpu_ms']:5.2f} ms/req")
         added = (overhead["instrumented"]["p50_ms"] - overhead["bare"]["p50_ms"]) * 1000
         cut = 1 - overhead["instrumented"]["rps"] / overhead["bare"]["rps"]
-        lines.append(f"  instrumentation adds {added:.0f} µs at p50; throughput {cut:.0%} lower")
+        cpu = overhead["instrumented"]["cpu_ms"] - overhead["bare"]["cpu_ms"]
+        lines.append(f"  instrumentation adds {added:.0f} µs at p50 and {cpu * 1000:.0f} µs of server CPU "
+                     f"per request; throughput {cut:.0%} lower")
         lines += ["", f"spans exported by one process: {spans_per_second(spec):,.0f} spans/s"]
     lines += ["", report_alert_latency()]
     return "\n".join(lines)
