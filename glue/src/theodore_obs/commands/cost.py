@@ -93,7 +93,7 @@ def budget(prometheus: Prometheus, budgets: dict[str, float], total: float, wind
 def recommendations(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Advice each backed by the report's own numbers; nothing is said without data behind it."""
     found = []
-    priced = [m for m in report["by_model"] if m["cost_per_successful_call_usd"] is not None]
+    priced = [m for m in report["by_model"] if m["cost_per_successful_call_usd"]]  # free models: no factor
     if len(priced) >= 2:
         worst, best = (max(priced, key=lambda m: m["cost_per_successful_call_usd"]),
                        min(priced, key=lambda m: m["cost_per_successful_call_usd"]))
