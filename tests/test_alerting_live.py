@@ -152,6 +152,11 @@ def test_long_prompts_over_the_local_budget_fire_ai_cost_threshold_exceeded(stac
 
 
 def test_scrape_failures_fire_high_error_rate(stack: dict[str, Any]) -> None:
+    """Failures that go on (not one burst: a counter's first sample shows no increase)."""
+    research(stack, [{"company": "broken-acme"}] * 5)
+    query = urllib.parse.quote('theodore_requests_total{status_code="502"}')
+    eventually(lambda: get_json(url(stack, "prometheus", f"/api/v1/query?query={query}"))["data"]["result"],
+               timeout=60, every=2)
     research(stack, [{"company": "broken-acme"}] * 40)
     (alert,) = eventually(lambda: firing(stack, "HighErrorRate"), timeout=90, every=2)
     assert alert["labels"]["service"] == "theodore-demo"
