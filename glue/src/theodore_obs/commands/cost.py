@@ -23,10 +23,13 @@ from ._common import (
     seconds,
     timestamp,
 )
+from .catalogue import catalogued
 
-COST, TOKENS, CALLS = ("theodore_ai_cost_total", "theodore_ai_tokens_total",
-                       "theodore_ai_operation_duration_seconds_count")
-RESEARCH = "theodore_companies_researched_total"
+COST, TOKENS, DURATION, RESEARCH = catalogued(
+    "theodore_ai_cost_total", "theodore_ai_tokens_total", "theodore_ai_operation_duration_seconds",
+    "theodore_companies_researched_total")
+CALLS = f"{DURATION}_count"
+"""Calls are counted by the duration histogram's ``_count`` series."""
 SUCCESS = 'success=~"(?i)true"'
 """The processor records ``success`` as a Python bool, which arrives as ``True``/``False``."""
 GROWTH_WORTH_FLAGGING = 0.2
