@@ -251,6 +251,8 @@ def test_demo_request_is_traced_logged_and_measured_end_to_end(stack: dict[str, 
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
         assert response.headers["X-Correlation-ID"] == cid
+    recent = get_json(f"{demo}/companies")["companies"]
+    assert "acme" in {row["company"] for row in recent}
 
     def logs() -> list[dict[str, Any]]:
         params = urllib.parse.urlencode({"query": f'{{service_name="theodore-demo"}} |= "{cid}"',

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -107,7 +108,7 @@ def test_tracing_helpers_sync_async_and_errors(monkeypatch) -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(tracing.trace, "get_tracer", provider.get_tracer)
+    monkeypatch.setattr(tracing.trace, "get_tracer_provider", lambda: provider)
     with tracing.trace_research_operation("Acme"), tracing.trace_scraping_operation("http://x/", 1):
         pass
 
@@ -127,3 +128,56 @@ def test_tracing_helpers_sync_async_and_errors(monkeypatch) -> None:
 
 def test_get_metrics_is_one_per_process() -> None:
     assert metrics_mod.get_metrics() is metrics_mod.get_metrics()
+
+
+def test_only_histograms_and_marked_counters_take_the_sdk_path() -> None:
+    synchronous = {name for name, spec in catalogue().items() if not spec.summed_in_process}
+    assert {"theodore_errors_total", "theodore_ai_cost_total", "theodore_request_duration_seconds"} <= synchronous
+    assert "theodore_requests_total" not in synchronous and "queue_size" not in synchronous
+    assert all(spec.type == "histogram" or spec.exemplars for name, spec in catalogue().items()
+               if name in synchronous)
+
+
+def test_summed_in_process_values_match_the_sdk_semantics(theodore: TheodoreMetrics, reader, caplog) -> None:
+    theodore.record("event_discovery_total", 2, location="berlin", source="news")
+    theodore.record("event_discovery_total", 3, source="news", location="berlin")  # label order
+    theodore.record("event_discovery_total", -1, location="berlin", source="news")
+    theodore.record("queue_size", 7, queue_name="content")
+    theodore.record("queue_size", 0, queue_name="content")
+    theodore.record("theodore_active_operations", 1, operation="scrape")
+    theodore.record("theodore_active_operations", -1, operation="scrape")
+    theodore.record("theodore_active_operations", 1, operation="scrape")
+    recorded = points(reader)
+    (discovered,) = recorded["event_discovery"]
+    assert discovered.value == 5 and discovered.attributes == {"location": "berlin", "source": "news"}
+    assert "a counter only goes up; dropped -1" in caplog.text
+    assert [p.value for p in recorded["queue_size"]] == [0]
+    assert [p.value for p in recorded["theodore_active_operations"]] == [1]
+    theodore.record("event_discovery_total", 1, location="berlin", source="news")
+    assert [p.value for p in points(reader)["event_discovery"]] == [6]  # cumulative across exports
+
+
+def test_summed_in_process_loses_nothing_across_threads(theodore: TheodoreMetrics, reader) -> None:
+    def work() -> None:
+        for _ in range(2000):
+            theodore.record("theodore_requests_total", 1, endpoint="/r", method="GET", status_code=200)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [p.value for p in points(reader)["theodore_requests"]] == [16_000]
+
+
+def test_cost_and_latency_points_carry_the_trace_as_exemplar(theodore: TheodoreMetrics, reader) -> None:
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("chat") as span:
+        theodore.record_ai_operation("openai", "gpt-4o", "chat", 100, 0.4, 0.01, True)
+    trace_id = span.get_span_context().trace_id
+    recorded = points(reader)
+    for name in ("theodore_ai_cost", "theodore_ai_operation_duration_seconds"):
+        (point,) = recorded[name]
+        assert {e.trace_id for e in point.exemplars} == {trace_id}, name
+    (tokens,) = recorded["theodore_ai_tokens"]
+    assert tokens.value == 100 and not tokens.exemplars

@@ -176,34 +176,106 @@ def _latencies(url: str, requests_count: int) -> list[float]:
     return samples
 
 
-def request_overhead(spec: Spec, state: native.State,
-                     requests_count: int = 300) -> dict[str, dict[str, float]]:
-    """Sequential requests to the instrumented demo (from the stack) and to a bare copy."""
+ENDPOINTS = {"research": "/research?company=acme", "companies": "/companies"}
+"""The demo's heaviest request (scrape, LLM, store, enrichment) and its lightest (one query)."""
+
+WITHOUT_ONE_SIGNAL = {
+    "without traces (OTEL_TRACES_SAMPLER=always_off)": {"OTEL_TRACES_SAMPLER": "always_off"},
+    "without metrics (OTEL_METRICS_EXPORTER=none)": {"OTEL_METRICS_EXPORTER": "none"},
+    "logs at ERROR only (THEODORE_LOG_LEVEL=ERROR)": {"THEODORE_LOG_LEVEL": "ERROR"},
+}
+"""Instrumented runs with one signal turned down: what each signal costs a research request."""
+
+
+@contextmanager
+def _demo_app(spec: Spec, state: native.State, port: int,
+              otel_env: dict[str, str] | None) -> Iterator[int]:
+    """The demo as ``up`` starts it, on ``port``: under ``opentelemetry-instrument`` with the
+    stack's environment plus ``otel_env``, or bare (no instrumentation, no OTEL_*) for None.
+    Yields its pid once it answers."""
     demo = spec.data["demo"]
-    port = spec.data["services"][demo["service"]]["port"]
-    pids = {info["name"]: info["pid"] for info in native.process_info(state)}
-    bare_port = port + 100
-    bare = subprocess.Popen([sys.executable, "-m", "theodore_obs.demo.app", f"--port={bare_port}",
-                             f"--upstream=http://127.0.0.1:{demo['upstream_port']}",
-                             f"--store={state.root / 'bare.db'}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={k: v for k, v in os.environ.items() if not k.startswith("OTEL_")})
+    command, app_env = native.demo_programs(spec.data, state)[demo["service"]]
+    command = [f"--port={port}" if arg.startswith("--port=") else arg for arg in command]
+    command = [f"--store={state.root / f'bench-{port}.db'}" if arg.startswith("--store=") else arg
+               for arg in command]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    if otel_env is None:
+        command = command[command.index(sys.executable):]
+    else:
+        env.update(app_env)
+        env.update(otel_env)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
-        _wait_http(f"http://127.0.0.1:{bare_port}/healthz")
-        results = {}
-        for name, target, pid in [("instrumented", port, pids[demo["service"]]),
-                                  ("bare", bare_port, bare.pid)]:
-            url = f"http://127.0.0.1:{target}/research?company=acme"
-            _latencies(url, 30)  # warm-up
-            cpu_before = _cpu_seconds(pid)
-            samples = _latencies(url, requests_count)
-            cpu_ms = (_cpu_seconds(pid) - cpu_before) / requests_count * 1000
-            results[name] = {"p50_ms": _percentile(samples, 0.5), "p99_ms": _percentile(samples, 0.99),
-                             "rps": 1000 / statistics.mean(samples), "cpu_ms": cpu_ms}
-        return results
+        _wait_http(f"http://127.0.0.1:{port}/healthz")
+        yield process.pid
     finally:
-        bare.terminate()
-        bare.wait(10)
+        process.terminate()
+        process.wait(10)
+
+
+def _serve(url: str, pid: int, requests_count: int) -> dict[str, float]:
+    """Sequential requests after 30 warm-up: latency percentiles, rate, server CPU per request."""
+    _latencies(url, 30)
+    cpu_before = _cpu_seconds(pid)
+    samples = _latencies(url, requests_count)
+    return {"p50_ms": _percentile(samples, 0.5), "p99_ms": _percentile(samples, 0.99),
+            "rps": 1000 / statistics.mean(samples),
+            "cpu_ms": (_cpu_seconds(pid) - cpu_before) / requests_count * 1000}
+
+
+def _collector_accepted(spec: Spec) -> dict[str, float]:
+    """Spans and log records the collector's OTLP receiver has accepted so far (its own metrics)."""
+    url = f"http://127.0.0.1:{spec.data['ports']['collector_telemetry']}/metrics"
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    totals = {"spans": 0.0, "log_records": 0.0}
+    for line in text.splitlines():
+        for signal in totals:
+            if line.startswith(f"otelcol_receiver_accepted_{signal}_total{{") and 'receiver="otlp"' in line:
+                totals[signal] += float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+def _settled_accepted(spec: Spec, quiet_seconds: float = 7.0, timeout: float = 30.0) -> dict[str, float]:
+    """The collector's counts once nothing new arrived for ``quiet_seconds`` (the SDK's batch
+    processors export every 5 s at most)."""
+    deadline, last, since = time.monotonic() + timeout, _collector_accepted(spec), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        now = _collector_accepted(spec)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_seconds:
+            break
+    return last
+
+
+def request_overhead(spec: Spec, state: native.State,
+                     requests_count: int = 300) -> dict[str, dict[str, dict[str, float]]]:
+    """Per endpoint: the demo bare and instrumented, sequential requests on loopback.
+
+    The instrumented runs also count what each request sent the collector (spans, log lines).
+    The research request is measured again with one signal turned down at a time.
+    """
+    port = spec.data["services"][spec.data["demo"]["service"]]["port"] + 100
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for endpoint, path in ENDPOINTS.items():
+        results[endpoint] = {}
+        with _demo_app(spec, state, port, None) as pid:
+            results[endpoint]["bare"] = _serve(f"http://127.0.0.1:{port}{path}", pid, requests_count)
+        with _demo_app(spec, state, port, {}) as pid:
+            url = f"http://127.0.0.1:{port}{path}"
+            _latencies(url, 30)
+            before = _settled_accepted(spec)
+            figures = _serve(url, pid, requests_count)
+            after = _settled_accepted(spec)
+            for signal in before:
+                figures[f"{signal}_per_request"] = (after[signal] - before[signal]) / (requests_count + 30)
+            results[endpoint]["instrumented"] = figures
+    for name, otel_env in WITHOUT_ONE_SIGNAL.items():
+        with _demo_app(spec, state, port, otel_env) as pid:
+            results["research"][name] = _serve(f"http://127.0.0.1:{port}{ENDPOINTS['research']}", pid,
+                                               requests_count)
+    return results
 
 
 def _wait_http(url: str, timeout: float = 20) -> None:
@@ -298,6 +370,22 @@ def report_alert_latency(runs: int = 1, port_offset: int = 0) -> str:
     return "\n".join(lines)
 
 
+def report_request_overhead(overhead: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    lines = ["demo request, sequential on loopback, 300 after 30 warm-up; server CPU from /proc:"]
+    for endpoint, runs in overhead.items():
+        full, bare = runs["instrumented"], runs["bare"]
+        lines.append(f"  GET {ENDPOINTS[endpoint]}: sends {full['spans_per_request']:.1f} spans and "
+                     f"{full['log_records_per_request']:.1f} log lines per request")
+        for name, figures in runs.items():
+            lines.append(f"    {name:<48} p50 {figures['p50_ms']:6.2f} ms  p99 {figures['p99_ms']:6.2f} ms  "
+                         f"{figures['rps']:6.1f} req/s  CPU {figures['cpu_ms']:5.2f} ms/req")
+        added = (full["p50_ms"] - bare["p50_ms"]) * 1000
+        cpu = (full["cpu_ms"] - bare["cpu_ms"]) * 1000
+        lines.append(f"    instrumentation adds {added:.0f} µs at p50 and {cpu:.0f} µs of server CPU per "
+                     f"request; throughput {1 - full['rps'] / bare['rps']:.0%} lower")
+    return lines
+
+
 def report_all(runs: int) -> str:
     lines = [report_up(runs), "", "log call, median µs (20,000 calls, inside a span):"]
     costs = log_call_costs()
@@ -306,20 +394,11 @@ def report_all(runs: int) -> str:
     ours, bare = list(costs.values())[:2]
     lines.append(f"  ours / bare structlog = {ours / bare:.2f}x")
     with _bench_stack() as (spec, state):
-        overhead = request_overhead(spec, state)
-        lines += ["", "demo request (sequential, 300 after 30 warm-up):"]
-        for name, figures in overhead.items():
-            lines.append(f"  {name:<13} p50 {figures['p50_ms']:6.2f} ms  p99 {figures['p99_ms']:6.2f} ms  "
-                         f"{figures['rps']:6.1f} req/s  server CPU {figures['cpu_ms']:5.2f} ms/req")
-        added = (overhead["instrumented"]["p50_ms"] - overhead["bare"]["p50_ms"]) * 1000
-        cut = 1 - overhead["instrumented"]["rps"] / overhead["bare"]["rps"]
-        cpu = overhead["instrumented"]["cpu_ms"] - overhead["bare"]["cpu_ms"]
-        lines.append(f"  instrumentation adds {added:.0f} µs at p50 and {cpu * 1000:.0f} µs of server CPU "
-                     f"per request; throughput {cut:.0%} lower")
+        lines += ["", *report_request_overhead(request_overhead(spec, state))]
         lines += ["", f"spans exported by one process: {spans_per_second(spec):,.0f} spans/s"]
     lines += ["", report_alert_latency()]
     return "\n".join(lines)
 
 
-__all__ = ["alert_latency", "log_call_costs", "report_alert_latency", "report_all", "request_overhead",
-           "spans_per_second"]
+__all__ = ["alert_latency", "log_call_costs", "report_alert_latency", "report_all", "report_request_overhead",
+           "request_overhead", "spans_per_second"]

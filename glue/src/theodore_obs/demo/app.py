@@ -1,9 +1,11 @@
 """The demo Theodore service: company research over HTTP.
 
 ``GET /research?company=NAME`` scrapes the company's page, asks the LLM for a summary, stores
-the result and returns it. It contains no observability code beyond domain metrics through
-the catalogue helpers (plus the correlation-ID and health middlewares); traces, logs, HTTP and
-AI metrics come from ``opentelemetry-instrument`` with the ``theodore`` distro.
+the result and returns it. ``GET /companies`` lists the companies researched most recently
+(one small query: the cheapest request the service answers). It contains no observability
+code beyond domain metrics through the catalogue helpers (plus the correlation-ID and health
+middlewares); traces, logs, HTTP and AI metrics come from ``opentelemetry-instrument`` with
+the ``theodore`` distro.
 """
 
 from __future__ import annotations
@@ -76,6 +78,11 @@ def create_app(upstream: str, store: Path, model: str) -> Flask:
             enricher.enrich(company, page.text)
         log.info("research done", company=company, tokens=answer.usage.total_tokens)
         return jsonify(company=company, summary=summary)
+
+    @app.get("/companies")
+    def companies():
+        rows = db.execute("SELECT company, at FROM research ORDER BY at DESC LIMIT 10").fetchall()
+        return jsonify(companies=[{"company": company, "at": at} for company, at in rows])
 
     checks = HealthChecks("theodore-demo")
     checks.add_http("upstreams", f"{upstream}/healthz")

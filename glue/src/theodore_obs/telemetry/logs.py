@@ -121,6 +121,11 @@ def dumps(event_dict: dict[str, Any]) -> str:
         return _slow_dumps(event_dict)
 
 
+def render_json(logger: object, method: str, event_dict: dict[str, Any]) -> str:
+    """Last processor of stdlib records: the same compact line as structlog events get."""
+    return dumps(event_dict)
+
+
 class JSONLineEmitter:
     """Last processor of structlog events: render the JSON line, queue it for OTLP, return it."""
 
@@ -195,7 +200,7 @@ def json_formatter(service: str, environment: str, redactor: Redactor) -> JSONFo
     return JSONFormatter(
         foreign_pre_chain=shared_processors(service, environment, redactor, stdlib=True),
         processors=[_keep_otlp_attributes, structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.JSONRenderer()],
+                    render_json],
     )
 
 

@@ -3,12 +3,23 @@
 Export path: OTLP only. The SDK pushes to the collector, which pushes to Prometheus's OTLP
 receiver: one pipeline for all three signals, exemplars that point at the trace, no scrape
 port to open in each app, and nothing counted twice (there is no /metrics endpoint too).
+
+Cost: a measurement through the SDK's synchronous path costs 25-35 µs on a 2-core machine
+(attribute hashing, view matching, an exemplar offer inside a span). Histograms and the
+counters the catalogue marks ``exemplars: true`` take that path, because their exemplars link
+a latency or a cost to its trace. Every other counter, up-down counter and gauge is summed in
+the process (a dict update under a lock, ~2 µs) and reported by an observable instrument at
+each export: the same series and values, collected when the SDK collects.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import os
+import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -30,10 +41,17 @@ class MetricSpec:
     help: str
     labels: tuple[str, ...]
     buckets: tuple[float, ...] | None = field(default=None)
+    exemplars: bool = False
+    """Keep exemplars (the SDK's synchronous path); histograms always keep them."""
 
     @functools.cached_property
     def label_set(self) -> frozenset[str]:
         return frozenset(self.labels)
+
+    @property
+    def summed_in_process(self) -> bool:
+        """Recorded through ``InProcessSums`` rather than a synchronous SDK instrument."""
+        return self.type != "histogram" and not self.exemplars
 
     @property
     def otel_name(self) -> str:
@@ -46,8 +64,59 @@ def catalogue() -> dict[str, MetricSpec]:
     raw = yaml.safe_load(resources.files(__package__).joinpath("catalogue.yaml").read_text())
     return {name: MetricSpec(name=name, type=m["type"], unit=m["unit"], help=m["help"],
                              labels=tuple(m["labels"]),
-                             buckets=tuple(m["buckets"]) if "buckets" in m else None)
+                             buckets=tuple(m["buckets"]) if "buckets" in m else None,
+                             exemplars=bool(m.get("exemplars", False)))
             for name, m in raw["metrics"].items()}
+
+
+_logger = logging.getLogger(__name__)
+
+
+class InProcessSums:
+    """Running totals (counters, up-down counters) or last values (gauges) per attribute set,
+    observed by the SDK at each collection."""
+
+    def __init__(self, spec: MetricSpec) -> None:
+        self._spec = spec
+        self._last_value = spec.type == "gauge"
+        self._monotonic = spec.type == "counter"
+        self._values: dict[tuple[tuple[str, str], ...], float] = {}
+        self._lock = threading.Lock()
+        _LIVE_SUMS.add(self)
+
+    def reset_lock(self) -> None:
+        """A fork copies the lock in whatever state another thread left it."""
+        self._lock = threading.Lock()
+
+    def add(self, attributes: tuple[tuple[str, str], ...], value: float) -> None:
+        if self._monotonic and value < 0:
+            _logger.warning("%s: a counter only goes up; dropped %s", self._spec.name, value)
+            return
+        with self._lock:
+            if self._last_value:
+                self._values[attributes] = value
+            else:
+                self._values[attributes] = self._values.get(attributes, 0) + value
+
+    def observe(self, options: metrics.CallbackOptions) -> list[metrics.Observation]:
+        with self._lock:
+            values = list(self._values.items())
+        return [metrics.Observation(value, dict(attributes)) for attributes, value in values]
+
+
+_LIVE_SUMS: weakref.WeakSet[InProcessSums] = weakref.WeakSet()
+os.register_at_fork(after_in_child=lambda: [sums.reset_lock() for sums in list(_LIVE_SUMS)])
+
+
+def _create_observed(meter: metrics.Meter, spec: MetricSpec, sums: InProcessSums) -> Any:
+    kwargs = {"unit": spec.unit, "description": spec.help, "callbacks": [sums.observe]}
+    if spec.type == "counter":
+        return meter.create_observable_counter(spec.otel_name, **kwargs)
+    if spec.type == "updowncounter":
+        return meter.create_observable_up_down_counter(spec.otel_name, **kwargs)
+    if spec.type == "gauge":
+        return meter.create_observable_gauge(spec.otel_name, **kwargs)
+    raise ValueError(f"catalogue: {spec.name}: type {spec.type!r} cannot be summed in process")
 
 
 def _create(meter: metrics.Meter, spec: MetricSpec) -> Any:
@@ -70,7 +139,10 @@ class TheodoreMetrics:
     def __init__(self, meter_provider: metrics.MeterProvider | None = None) -> None:
         meter = metrics.get_meter("theodore_obs", meter_provider=meter_provider)
         self._specs = catalogue()
-        self._instruments = {name: _create(meter, spec) for name, spec in self._specs.items()}
+        self._sums = {name: InProcessSums(spec) for name, spec in self._specs.items()
+                      if spec.summed_in_process}
+        self._instruments = {name: _create_observed(meter, spec, self._sums[name]) if name in self._sums
+                             else _create(meter, spec) for name, spec in self._specs.items()}
         self._research_outcomes: dict[str, list[int]] = {}
 
     def record(self, name: str, value: float, **labels: Any) -> None:
@@ -80,6 +152,10 @@ class TheodoreMetrics:
             unknown = set(labels) - spec.label_set
             raise ValueError(f"{name}: labels {sorted(unknown)} are not in the catalogue "
                              f"(allowed: {', '.join(spec.labels) or 'none'})")
+        sums = self._sums.get(name)
+        if sums is not None:
+            sums.add(tuple((k, str(labels[k])) for k in spec.labels if labels.get(k) is not None), value)
+            return
         instrument = self._instruments[name]
         attributes = {k: str(v) for k, v in labels.items() if v is not None}
         if spec.type in ("counter", "updowncounter"):

@@ -6,12 +6,24 @@ which is marked as an error, and then re-raised.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import Span
 
 TRACER_NAME = "theodore_obs"
+
+
+@functools.lru_cache(maxsize=4)
+def _tracer_of(provider: trace.TracerProvider) -> trace.Tracer:
+    return provider.get_tracer(TRACER_NAME)
+
+
+def _tracer() -> trace.Tracer:
+    """Our tracer from the current provider, looked up once per provider (``get_tracer`` builds
+    an instrumentation scope each call)."""
+    return _tracer_of(trace.get_tracer_provider())
 
 
 class _OperationSpan:
@@ -21,7 +33,7 @@ class _OperationSpan:
         self._scope: Any = None
 
     def __enter__(self) -> Span:
-        self._scope = trace.get_tracer(TRACER_NAME).start_as_current_span(
+        self._scope = _tracer().start_as_current_span(
             self._name, kind=self._kind, attributes=self._attributes)
         return self._scope.__enter__()
 
