@@ -180,8 +180,8 @@ ENDPOINTS = {"research": "/research?company=acme", "companies": "/companies"}
 """The demo's heaviest request (scrape, LLM, store, enrichment) and its lightest (one query)."""
 
 WITHOUT_ONE_SIGNAL = {
-    "without traces (OTEL_TRACES_SAMPLER=always_off)": {"OTEL_TRACES_SAMPLER": "always_off"},
-    "without metrics (OTEL_METRICS_EXPORTER=none)": {"OTEL_METRICS_EXPORTER": "none"},
+    "spans not recorded (OTEL_TRACES_SAMPLER=always_off)": {"OTEL_TRACES_SAMPLER": "always_off"},
+    "metrics not exported (OTEL_METRICS_EXPORTER=none)": {"OTEL_METRICS_EXPORTER": "none"},
     "logs at ERROR only (THEODORE_LOG_LEVEL=ERROR)": {"THEODORE_LOG_LEVEL": "ERROR"},
 }
 """Instrumented runs with one signal turned down: what each signal costs a research request."""

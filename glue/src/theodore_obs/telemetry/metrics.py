@@ -8,8 +8,9 @@ Cost: a measurement through the SDK's synchronous path costs 25-35 µs on a 2-co
 (attribute hashing, view matching, an exemplar offer inside a span). Histograms and the
 counters the catalogue marks ``exemplars: true`` take that path, because their exemplars link
 a latency or a cost to its trace. Every other counter, up-down counter and gauge is summed in
-the process (a dict update under a lock, ~2 µs) and reported by an observable instrument at
-each export: the same series and values, collected when the SDK collects.
+the process (a dict update under a lock: about 4 µs a call, label check included) and
+reported by an observable instrument at each export: the same series and values, collected
+when the SDK collects.
 """
 
 from __future__ import annotations
@@ -105,7 +106,14 @@ class InProcessSums:
 
 
 _LIVE_SUMS: weakref.WeakSet[InProcessSums] = weakref.WeakSet()
-os.register_at_fork(after_in_child=lambda: [sums.reset_lock() for sums in list(_LIVE_SUMS)])
+
+
+def _reset_locks_after_fork() -> None:
+    for sums in list(_LIVE_SUMS):
+        sums.reset_lock()
+
+
+os.register_at_fork(after_in_child=_reset_locks_after_fork)
 
 
 def _create_observed(meter: metrics.Meter, spec: MetricSpec, sums: InProcessSums) -> Any:
