@@ -20,7 +20,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,14 @@ import structlog
 import yaml
 from opentelemetry import trace
 from opentelemetry._logs import set_logger_provider
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from . import native
 from .drill import EXPECTED, RESOLVES, DrillResult, drill_env, drill_spec, run_drill
@@ -38,6 +43,7 @@ from .paths import repo_root
 from .spec import Spec, load_spec
 from .telemetry.log_export import EXPORT
 from .telemetry.logs import configure_logging
+from .telemetry.metrics import TheodoreMetrics
 from .testing.receivers import Receivers
 
 
@@ -141,6 +147,49 @@ def log_call_costs(calls: int = 20_000) -> dict[str, float]:
     return results
 
 
+SERVER_SPAN_ATTRIBUTES = {
+    "http.method": "GET", "http.server_name": "127.0.0.1", "http.scheme": "http", "net.host.port": 8000,
+    "http.host": "127.0.0.1:8000", "http.target": "/companies", "net.peer.ip": "127.0.0.1",
+    "net.peer.port": 51234, "http.user_agent": "Python-urllib/3.11", "http.flavor": "1.1",
+    "http.route": "/companies", "http.status_code": 200, "theodore.correlation_id": "0" * 36,
+}
+"""What the Flask instrumentation and our correlation processor put on a server span."""
+
+
+def telemetry_unit_costs(calls: int = 5_000) -> dict[str, float]:
+    """CPU µs per unit of telemetry, on this machine, in this process: what a request pays per
+    span, per OTLP-encoded span and per metric point, whatever instrumentation records them."""
+    spans = TracerProvider()
+    spans.add_span_processor(BatchSpanProcessor(InMemorySpanExporter(), max_queue_size=calls * 2))
+    tracer = spans.get_tracer("bench")
+
+    def one_span() -> None:
+        with tracer.start_as_current_span("GET /companies", attributes=SERVER_SPAN_ATTRIBUTES):
+            pass
+
+    finished = InMemorySpanExporter()
+    recorded = TracerProvider()
+    recorded.add_span_processor(SimpleSpanProcessor(finished))
+    recorded.get_tracer("bench").start_span("GET /companies", attributes=SERVER_SPAN_ATTRIBUTES).end()
+    batch = list(finished.get_finished_spans()) * 512
+    ours = TheodoreMetrics(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    labels = {"endpoint": "/companies", "status_code": 200}
+    with _active(spans.get_tracer("bench").start_span("request")):
+        results = {
+            "span started and ended (SDK, batch processor)": _cpu_per_call_us(one_span, calls, lambda: None),
+            "span encoded to OTLP protobuf (exporter thread)": _cpu_per_call_us(
+                lambda: encode_spans(batch).SerializePartialToString(), 10, lambda: None) / len(batch),
+            "metric point, SDK counter inside a span (exemplar)": _cpu_per_call_us(
+                lambda: ours.record("theodore_errors_total", 1, error_type="http_error", **labels),
+                calls, lambda: None),
+            "metric point, counter summed in process": _cpu_per_call_us(
+                lambda: ours.record("theodore_requests_total", 1, method="GET", **labels), calls,
+                lambda: None),
+        }
+    spans.shutdown()
+    return results
+
+
 @contextmanager
 def _active(span: Any) -> Iterator[None]:
     with trace.use_span(span, end_on_exit=True):
@@ -167,9 +216,12 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _latencies(url: str, requests_count: int) -> list[float]:
-    samples = []
-    for _ in range(requests_count):
+def _latencies(url: str, requests_count: int | None = None, seconds: float | None = None) -> list[float]:
+    """Milliseconds per sequential request: ``requests_count`` of them, or as many as fit in
+    ``seconds``."""
+    samples: list[float] = []
+    deadline = time.perf_counter() + seconds if seconds is not None else None
+    while (len(samples) < requests_count) if requests_count is not None else (time.perf_counter() < deadline):
         start = time.perf_counter()
         urllib.request.urlopen(url, timeout=10).read()  # noqa: S310 (loopback)
         samples.append((time.perf_counter() - start) * 1000)
@@ -180,24 +232,64 @@ ENDPOINTS = {"research": "/research?company=acme", "companies": "/companies"}
 """The demo's heaviest request (scrape, LLM, store, enrichment) and its lightest (one query)."""
 
 WITHOUT_ONE_SIGNAL = {
+    "no-op SDK, instrumentations only (OTEL_SDK_DISABLED=true)": {"OTEL_SDK_DISABLED": "true"},
     "spans not recorded (OTEL_TRACES_SAMPLER=always_off)": {"OTEL_TRACES_SAMPLER": "always_off"},
     "metrics not exported (OTEL_METRICS_EXPORTER=none)": {"OTEL_METRICS_EXPORTER": "none"},
     "logs at ERROR only (THEODORE_LOG_LEVEL=ERROR)": {"THEODORE_LOG_LEVEL": "ERROR"},
 }
-"""Instrumented runs with one signal turned down: what each signal costs a research request."""
+"""Instrumented runs with the SDK off or one signal turned down: what the instrumentation
+libraries alone and each signal cost a research request (one run each)."""
+
+WINDOW_SECONDS = 15.0
+"""Each measurement lasts one metric export interval (the distro's OTEL_METRIC_EXPORT_INTERVAL),
+so every window pays for exactly one metric export, as a long-running service does per 15 s."""
+
+
+def _pin(pid: int, cpus: set[int]) -> dict[int, set[int]]:
+    """Move every thread of ``pid`` to ``cpus`` (threads start where their creator runs);
+    returns what each thread had, for ``_unpin``."""
+    saved = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with suppress(OSError, ValueError):  # a thread that just ended
+            saved[int(task.name)] = os.sched_getaffinity(int(task.name))
+            os.sched_setaffinity(int(task.name), cpus)
+    return saved
+
+
+def _unpin(saved: dict[int, set[int]]) -> None:
+    for tid, cpus in saved.items():
+        with suppress(OSError):
+            os.sched_setaffinity(tid, cpus)
 
 
 @contextmanager
-def _demo_app(spec: Spec, state: native.State, port: int,
-              otel_env: dict[str, str] | None) -> Iterator[int]:
-    """The demo as ``up`` starts it, on ``port``: under ``opentelemetry-instrument`` with the
-    stack's environment plus ``otel_env``, or bare (no instrumentation, no OTEL_*) for None.
-    Yields its pid once it answers."""
+def _demo_core(state: native.State) -> Iterator[set[int] | None]:
+    """Reserve the last CPU for the demo app under test: the stack, its upstreams and this
+    client move to the others, so the app's figures do not depend on where the scheduler put
+    the collector's work. Yields the reserved CPU set (None on a one-CPU machine)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        yield None
+        return
+    saved: dict[int, set[int]] = {}
+    for pid in [os.getpid(), *(info["pid"] for info in native.process_info(state) if info["pid"])]:
+        saved.update(_pin(pid, set(cpus[:-1])))
+    try:
+        yield {cpus[-1]}
+    finally:
+        _unpin(saved)
+
+
+@contextmanager
+def _demo_app(spec: Spec, state: native.State, port: int, otel_env: dict[str, str] | None,
+              cpus: set[int] | None, store: str) -> Iterator[int]:
+    """The demo as ``up`` starts it, on ``port`` with its SQLite file ``store``: under
+    ``opentelemetry-instrument`` with the stack's environment plus ``otel_env``, or bare (no
+    instrumentation, no OTEL_*) for None. Yields its pid once it answers."""
     demo = spec.data["demo"]
     command, app_env = native.demo_programs(spec.data, state)[demo["service"]]
     command = [f"--port={port}" if arg.startswith("--port=") else arg for arg in command]
-    command = [f"--store={state.root / f'bench-{port}.db'}" if arg.startswith("--store=") else arg
-               for arg in command]
+    command = [f"--store={state.root / store}" if arg.startswith("--store=") else arg for arg in command]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     if otel_env is None:
         command = command[command.index(sys.executable):]
@@ -206,21 +298,26 @@ def _demo_app(spec: Spec, state: native.State, port: int,
         env.update(otel_env)
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
+        if cpus:
+            _pin(process.pid, cpus)
         _wait_http(f"http://127.0.0.1:{port}/healthz")
+        if cpus:
+            _pin(process.pid, cpus)  # threads started before the first pin
         yield process.pid
     finally:
         process.terminate()
         process.wait(10)
 
 
-def _serve(url: str, pid: int, requests_count: int) -> dict[str, float]:
-    """Sequential requests after 30 warm-up: latency percentiles, rate, server CPU per request."""
+def _serve(url: str, pid: int, seconds: float = WINDOW_SECONDS) -> dict[str, float]:
+    """Sequential requests for ``seconds`` after 30 warm-up: latency percentiles, rate, and the
+    server's CPU per request (every thread of it, from /proc)."""
     _latencies(url, 30)
     cpu_before = _cpu_seconds(pid)
-    samples = _latencies(url, requests_count)
-    return {"p50_ms": _percentile(samples, 0.5), "p99_ms": _percentile(samples, 0.99),
-            "rps": 1000 / statistics.mean(samples),
-            "cpu_ms": (_cpu_seconds(pid) - cpu_before) / requests_count * 1000}
+    samples = _latencies(url, seconds=seconds)
+    return {"requests": len(samples), "p50_ms": _percentile(samples, 0.5),
+            "p99_ms": _percentile(samples, 0.99), "rps": 1000 / statistics.mean(samples),
+            "cpu_ms": (_cpu_seconds(pid) - cpu_before) / len(samples) * 1000}
 
 
 def _collector_accepted(spec: Spec) -> dict[str, float]:
@@ -249,32 +346,50 @@ def _settled_accepted(spec: Spec, quiet_seconds: float = 7.0, timeout: float = 3
     return last
 
 
+ROUNDS = 3
+"""Bare and instrumented runs alternate this many times per endpoint; figures are medians."""
+
+
+def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
 def request_overhead(spec: Spec, state: native.State,
-                     requests_count: int = 300) -> dict[str, dict[str, dict[str, float]]]:
+                     seconds: float = WINDOW_SECONDS) -> dict[str, dict[str, dict[str, float]]]:
     """Per endpoint: the demo bare and instrumented, sequential requests on loopback.
 
-    The instrumented runs also count what each request sent the collector (spans, log lines).
-    The research request is measured again with one signal turned down at a time.
+    Bare and instrumented runs alternate ``ROUNDS`` times (a shared 2-core VM drifts; medians
+    of alternating runs hold still). The first instrumented run also counts what each request
+    sent the collector (spans, log lines). The research request is then measured once more
+    per row of ``WITHOUT_ONE_SIGNAL``.
     """
     port = spec.data["services"][spec.data["demo"]["service"]]["port"] + 100
     results: dict[str, dict[str, dict[str, float]]] = {}
-    for endpoint, path in ENDPOINTS.items():
-        results[endpoint] = {}
-        with _demo_app(spec, state, port, None) as pid:
-            results[endpoint]["bare"] = _serve(f"http://127.0.0.1:{port}{path}", pid, requests_count)
-        with _demo_app(spec, state, port, {}) as pid:
-            url = f"http://127.0.0.1:{port}{path}"
-            _latencies(url, 30)
-            before = _settled_accepted(spec)
-            figures = _serve(url, pid, requests_count)
-            after = _settled_accepted(spec)
-            for signal in before:
-                figures[f"{signal}_per_request"] = (after[signal] - before[signal]) / (requests_count + 30)
-            results[endpoint]["instrumented"] = figures
-    for name, otel_env in WITHOUT_ONE_SIGNAL.items():
-        with _demo_app(spec, state, port, otel_env) as pid:
-            results["research"][name] = _serve(f"http://127.0.0.1:{port}{ENDPOINTS['research']}", pid,
-                                               requests_count)
+    with _demo_core(state) as cpus:
+        for endpoint, path in ENDPOINTS.items():
+            url, store = f"http://127.0.0.1:{port}{path}", f"bench-{endpoint}.db"
+            runs: dict[str, list[dict[str, float]]] = {"bare": [], "instrumented": []}
+            sent: dict[str, float] = {}
+            for _ in range(ROUNDS):
+                with _demo_app(spec, state, port, None, cpus, store) as pid:
+                    runs["bare"].append(_serve(url, pid, seconds))
+                with _demo_app(spec, state, port, {}, cpus, store) as pid:
+                    if sent:
+                        runs["instrumented"].append(_serve(url, pid, seconds))
+                        continue
+                    _latencies(url, 30)
+                    before = _settled_accepted(spec)
+                    runs["instrumented"].append(_serve(url, pid, seconds))
+                    after = _settled_accepted(spec)
+                    requests_sent = runs["instrumented"][-1]["requests"] + 30
+                    sent = {f"{signal}_per_request": (after[signal] - before[signal]) / requests_sent
+                            for signal in before}
+            results[endpoint] = {name: _median_run(figures) for name, figures in runs.items()}
+            results[endpoint]["instrumented"].update(sent)
+        for name, otel_env in WITHOUT_ONE_SIGNAL.items():
+            with _demo_app(spec, state, port, otel_env, cpus, "bench-research.db") as pid:
+                results["research"][name] = _serve(f"http://127.0.0.1:{port}{ENDPOINTS['research']}", pid,
+                                                   seconds)
     return results
 
 
@@ -291,7 +406,11 @@ def _wait_http(url: str, timeout: float = 20) -> None:
 
 SPAN_EXPORT_SCRIPT = """
 import sys, time
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -371,18 +490,27 @@ def report_alert_latency(runs: int = 1, port_offset: int = 0) -> str:
 
 
 def report_request_overhead(overhead: dict[str, dict[str, dict[str, float]]]) -> list[str]:
-    lines = ["demo request, sequential on loopback, 300 after 30 warm-up; server CPU from /proc:"]
+    lines = [f"demo request, sequential on loopback, {WINDOW_SECONDS:.0f} s per run after 30 warm-up, the "
+             f"app alone on one core; server CPU from /proc (every thread):"]
+
+    def row(name: str, figures: dict[str, float]) -> str:
+        return (f"    {name:<60} p50 {figures['p50_ms']:6.2f} ms  p99 {figures['p99_ms']:6.2f} ms  "
+                f"{figures['rps']:6.1f} req/s  CPU {figures['cpu_ms']:5.2f} ms/req")
+
     for endpoint, runs in overhead.items():
         full, bare = runs["instrumented"], runs["bare"]
         lines.append(f"  GET {ENDPOINTS[endpoint]}: sends {full['spans_per_request']:.1f} spans and "
-                     f"{full['log_records_per_request']:.1f} log lines per request")
-        for name, figures in runs.items():
-            lines.append(f"    {name:<48} p50 {figures['p50_ms']:6.2f} ms  p99 {figures['p99_ms']:6.2f} ms  "
-                         f"{figures['rps']:6.1f} req/s  CPU {figures['cpu_ms']:5.2f} ms/req")
+                     f"{full['log_records_per_request']:.1f} log lines per request; median of {ROUNDS} "
+                     "alternating runs:")
+        lines += [row("bare", bare), row("instrumented", full)]
         added = (full["p50_ms"] - bare["p50_ms"]) * 1000
         cpu = (full["cpu_ms"] - bare["cpu_ms"]) * 1000
         lines.append(f"    instrumentation adds {added:.0f} µs at p50 and {cpu:.0f} µs of server CPU per "
                      f"request; throughput {1 - full['rps'] / bare['rps']:.0%} lower")
+        turned_down = [name for name in runs if name in WITHOUT_ONE_SIGNAL]
+        if turned_down:
+            lines.append("    instrumented, one run each, with:")
+            lines += [row("  " + name, runs[name]) for name in turned_down]
     return lines
 
 
@@ -393,6 +521,9 @@ def report_all(runs: int) -> str:
         lines.append(f"  {name:<52} {micros:6.2f} µs")
     ours, bare = list(costs.values())[:2]
     lines.append(f"  ours / bare structlog = {ours / bare:.2f}x")
+    lines += ["", "telemetry unit costs, CPU µs (a server span with 13 attributes):"]
+    for name, micros in telemetry_unit_costs().items():
+        lines.append(f"  {name:<52} {micros:6.1f} µs")
     with _bench_stack() as (spec, state):
         lines += ["", *report_request_overhead(request_overhead(spec, state))]
         lines += ["", f"spans exported by one process: {spans_per_second(spec):,.0f} spans/s"]
@@ -401,4 +532,4 @@ def report_all(runs: int) -> str:
 
 
 __all__ = ["alert_latency", "log_call_costs", "report_alert_latency", "report_all", "report_request_overhead",
-           "request_overhead", "spans_per_second"]
+           "request_overhead", "spans_per_second", "telemetry_unit_costs"]
