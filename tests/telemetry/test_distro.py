@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from theodore_obs.telemetry.distro import DEFAULTS, TheodoreConfigurator, TheodoreDistro
 
@@ -38,3 +41,19 @@ def test_an_explicit_environment_attribute_is_kept(monkeypatch) -> None:
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod")
     TheodoreDistro()._configure()
     assert os.environ["OTEL_RESOURCE_ATTRIBUTES"] == "deployment.environment=prod"
+
+
+def test_span_encoder_is_ours_unless_the_sdk_one_is_asked_for() -> None:
+    """Under opentelemetry-instrument, the OTLP/HTTP span exporter encodes with otlp_spans."""
+    probe = ("from opentelemetry.exporter.otlp.proto.http import trace_exporter; "
+             "print(trace_exporter.encode_spans.__module__)")
+    instrument = str(Path(sys.executable).parent / "opentelemetry-instrument")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "THEODORE_"))}
+    modules = {}
+    for encoder in ("theodore", "sdk"):
+        out = subprocess.run([instrument, sys.executable, "-c", probe], capture_output=True, text=True,
+                             env={**env, "OTEL_SERVICE_NAME": "probe", "THEODORE_OTLP_SPAN_ENCODER": encoder},
+                             timeout=60, check=True)
+        modules[encoder] = out.stdout.strip().splitlines()[-1]
+    assert modules == {"theodore": "theodore_obs.telemetry.otlp_spans",
+                       "sdk": "opentelemetry.exporter.otlp.proto.common._internal.trace_encoder"}
