@@ -43,17 +43,18 @@ def test_an_explicit_environment_attribute_is_kept(monkeypatch) -> None:
     assert os.environ["OTEL_RESOURCE_ATTRIBUTES"] == "deployment.environment=prod"
 
 
-def test_span_encoder_is_ours_unless_the_sdk_one_is_asked_for() -> None:
-    """Under opentelemetry-instrument, the OTLP/HTTP span exporter encodes with otlp_spans."""
-    probe = ("from opentelemetry.exporter.otlp.proto.http import trace_exporter; "
-             "print(trace_exporter.encode_spans.__module__)")
+def test_otlp_encoders_are_ours_unless_the_sdk_ones_are_asked_for() -> None:
+    """Under opentelemetry-instrument, the OTLP/HTTP exporters encode with otlp_encoding."""
+    probe = ("from opentelemetry.exporter.otlp.proto.http import trace_exporter, _log_exporter; "
+             "print(trace_exporter.encode_spans.__module__, _log_exporter.encode_logs.__module__)")
     instrument = str(Path(sys.executable).parent / "opentelemetry-instrument")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "THEODORE_"))}
     modules = {}
     for encoder in ("theodore", "sdk"):
         out = subprocess.run([instrument, sys.executable, "-c", probe], capture_output=True, text=True,
-                             env={**env, "OTEL_SERVICE_NAME": "probe", "THEODORE_OTLP_SPAN_ENCODER": encoder},
+                             env={**env, "OTEL_SERVICE_NAME": "probe", "THEODORE_OTLP_ENCODER": encoder},
                              timeout=60, check=True)
         modules[encoder] = out.stdout.strip().splitlines()[-1]
-    assert modules == {"theodore": "theodore_obs.telemetry.otlp_spans",
-                       "sdk": "opentelemetry.exporter.otlp.proto.common._internal.trace_encoder"}
+    assert modules == {"theodore": "theodore_obs.telemetry.otlp_encoding theodore_obs.telemetry.otlp_encoding",
+                       "sdk": "opentelemetry.exporter.otlp.proto.common._internal.trace_encoder "
+                              "opentelemetry.exporter.otlp.proto.common._internal._log_encoder"}

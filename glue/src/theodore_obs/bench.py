@@ -41,7 +41,7 @@ from . import native
 from .drill import EXPECTED, RESOLVES, DrillResult, drill_env, drill_spec, run_drill
 from .paths import repo_root
 from .spec import Spec, load_spec
-from .telemetry import otlp_spans
+from .telemetry import otlp_encoding
 from .telemetry.log_export import EXPORT
 from .telemetry.logs import configure_logging
 from .telemetry.metrics import TheodoreMetrics
@@ -180,8 +180,8 @@ def telemetry_unit_costs(calls: int = 5_000) -> dict[str, float]:
             "span started and ended (SDK, batch processor)": _cpu_per_call_us(one_span, calls, lambda: None),
             "span encoded to OTLP protobuf by the SDK's exporter": _cpu_per_call_us(
                 lambda: encode_spans(batch).SerializePartialToString(), 10, lambda: None) / len(batch),
-            "span encoded to OTLP protobuf by ours (otlp_spans)": _cpu_per_call_us(
-                lambda: otlp_spans.encode_spans(batch).SerializePartialToString(), 10,
+            "span encoded to OTLP protobuf by ours (otlp_encoding)": _cpu_per_call_us(
+                lambda: otlp_encoding.encode_spans(batch).SerializePartialToString(), 10,
                 lambda: None) / len(batch),
             "metric point, SDK counter inside a span (exemplar)": _cpu_per_call_us(
                 lambda: ours.record("theodore_errors_total", 1, error_type="http_error", **labels),

@@ -4,8 +4,8 @@ The distro only ``setdefault``s standard ``OTEL_*`` variables, so anything the u
 The configurator sets up the SDK as the stock one does, then routes logging through our JSON
 pipeline (``logs.configure_logging``), which also ships every log record over OTLP, and, when
 ``THEODORE_AI_PRICES_FILE`` names the rendered price table, adds the AI cost span processor.
-The OTLP/HTTP span exporter encodes with ``otlp_spans`` (3x less CPU per span) unless
-``THEODORE_OTLP_SPAN_ENCODER=sdk``.
+The OTLP/HTTP span and log exporters encode with ``otlp_encoding`` (a third of the CPU) unless
+``THEODORE_OTLP_ENCODER=sdk``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 from .ai_cost import processor_from_env
 from .correlation import CorrelationIdSpanProcessor
 from .logs import configure_logging
-from .otlp_spans import use_fast_span_encoding
+from .otlp_encoding import use_fast_encoding
 
 DEFAULTS = {
     "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
@@ -37,8 +37,8 @@ DEFAULTS = {
 }
 """The collector on loopback over OTLP/HTTP, all three signals, parent-based ratio sampling."""
 
-SPAN_ENCODER_ENV = "THEODORE_OTLP_SPAN_ENCODER"
-"""``theodore`` (default): our span encoding; ``sdk``: the exporter's own."""
+ENCODER_ENV = "THEODORE_OTLP_ENCODER"
+"""``theodore`` (default): our span and log encoding; ``sdk``: the exporters' own."""
 
 ENVIRONMENT_ENV = "THEODORE_ENVIRONMENT"
 """Fills ``deployment.environment`` when OTEL_RESOURCE_ATTRIBUTES does not name one."""
@@ -70,8 +70,8 @@ class TheodoreConfigurator(_OTelSDKConfigurator):
 
     def _configure(self, **kwargs: object) -> None:
         super()._configure(**kwargs)
-        if os.environ.get(SPAN_ENCODER_ENV, "theodore").strip().lower() != "sdk":
-            use_fast_span_encoding()
+        if os.environ.get(ENCODER_ENV, "theodore").strip().lower() != "sdk":
+            use_fast_encoding()
         configure_logging()
         provider = trace.get_tracer_provider()
         if hasattr(provider, "add_span_processor"):

@@ -1,16 +1,28 @@
-"""Our span encoding parses, with the official protobuf classes, to what the SDK's encoder gives."""
+"""Our span and log encodings parse, with the official protobuf classes, to what the SDK's encoders give."""
 
 from __future__ import annotations
 
 import logging
 
 import pytest
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.exporter.otlp.proto.common._log_encoder import (
+    encode_logs as sdk_encode_logs,
+)
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
     encode_spans as sdk_encode_spans,
 )
-from opentelemetry.exporter.otlp.proto.http import trace_exporter
+from opentelemetry.exporter.otlp.proto.http import _log_exporter, trace_exporter
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
+)
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import (
+    InMemoryLogRecordExporter,
+    SimpleLogRecordProcessor,
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
@@ -27,7 +39,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 from opentelemetry.trace.span import TraceState
-from theodore_obs.telemetry import otlp_spans
+from theodore_obs.telemetry import otlp_encoding
 
 
 def finished_spans() -> list:
@@ -65,7 +77,7 @@ def finished_spans() -> list:
 
 def test_our_bytes_parse_to_the_sdk_message() -> None:
     spans = finished_spans()
-    ours = ExportTraceServiceRequest.FromString(otlp_spans.encode_spans(spans).SerializePartialToString())
+    ours = ExportTraceServiceRequest.FromString(otlp_encoding.encode_spans(spans).SerializePartialToString())
     assert ours == sdk_encode_spans(spans)
     (resource_spans,) = ours.resource_spans
     assert len(resource_spans.scope_spans) == 2
@@ -75,22 +87,54 @@ def test_our_bytes_parse_to_the_sdk_message() -> None:
 
 def test_each_span_alone_and_an_empty_batch_match_too() -> None:
     for span in finished_spans():
-        ours = otlp_spans.encode_spans([span]).SerializeToString()
+        ours = otlp_encoding.encode_spans([span]).SerializeToString()
         assert ExportTraceServiceRequest.FromString(ours) == sdk_encode_spans([span]), span.name
-    assert otlp_spans.encode_spans([]).SerializePartialToString() == b""
+    assert otlp_encoding.encode_spans([]).SerializePartialToString() == b""
 
 
 def test_an_attribute_that_cannot_be_encoded_is_left_out_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     span = finished_spans()[0]
     span._attributes = {"fine": "yes", "too.big": 2**70}  # set past the SDK's checks, as a bad exporter input
     with caplog.at_level(logging.ERROR):
-        ours = ExportTraceServiceRequest.FromString(otlp_spans.encode_spans([span]).SerializePartialToString())
+        ours = ExportTraceServiceRequest.FromString(otlp_encoding.encode_spans([span]).SerializePartialToString())
     (encoded,) = ours.resource_spans[0].scope_spans[0].spans
     assert [a.key for a in encoded.attributes] == ["fine"]
     assert "too.big" in caplog.text
 
 
-def test_the_http_exporter_uses_it_once_switched_on(monkeypatch: pytest.MonkeyPatch) -> None:
+def finished_log_records() -> list:
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider(resource=Resource.create({"service.name": "enc"}))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    app, other = provider.get_logger("theodore_demo"), provider.get_logger("werkzeug", "3.1", "https://s/1.0")
+    span = TracerProvider().get_tracer("t").start_span("request")
+    in_span = set_span_in_context(span)
+    app.emit(body='{"message":"research done","company":"acme"}', severity_number=SeverityNumber.INFO,
+             severity_text="INFO", attributes={"correlation_id": "c-1", "category": "business"},
+             context=in_span, timestamp=1_700_000_000_000_000_001)
+    app.emit(body={"structured": True, "n": [1, 2]}, severity_number=SeverityNumber.ERROR,
+             severity_text="ERROR", event_name="research.failed", context=in_span)
+    other.emit(body="plain text, no span", severity_number=SeverityNumber.WARN)
+    other.emit(body=None)
+    span.end()
+    return list(exporter.get_finished_logs())
+
+
+def test_log_records_parse_to_the_sdk_message() -> None:
+    records = finished_log_records()
+    ours = ExportLogsServiceRequest.FromString(otlp_encoding.encode_logs(records).SerializeToString())
+    assert ours == sdk_encode_logs(records)
+    (resource_logs,) = ours.resource_logs
+    assert [len(s.log_records) for s in resource_logs.scope_logs] == [2, 2]
+    assert resource_logs.scope_logs[0].log_records[0].trace_id  # the span's context is kept
+    for record in records:
+        alone = otlp_encoding.encode_logs([record]).SerializeToString()
+        assert ExportLogsServiceRequest.FromString(alone) == sdk_encode_logs([record])
+
+
+def test_the_http_exporters_use_them_once_switched_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(trace_exporter, "encode_spans", trace_exporter.encode_spans)
-    assert otlp_spans.use_fast_span_encoding()
-    assert trace_exporter.encode_spans is otlp_spans.encode_spans
+    monkeypatch.setattr(_log_exporter, "encode_logs", _log_exporter.encode_logs)
+    assert otlp_encoding.use_fast_encoding() == list(otlp_encoding.EXPORTER_MODULES)
+    assert trace_exporter.encode_spans is otlp_encoding.encode_spans
+    assert _log_exporter.encode_logs is otlp_encoding.encode_logs
