@@ -2,7 +2,9 @@
 
 - ``up``: native ``up`` until every component is ready, on fresh state;
 - ``log``: one log call through our pipeline vs bare structlog JSON vs stdlib logging;
-- ``request``: the demo service under ``opentelemetry-instrument`` vs the same app bare;
+- ``units``: CPU per span, per OTLP-encoded span (the SDK's encoder and ours), per metric point;
+- ``request``: the demo service under ``opentelemetry-instrument`` vs the same app bare, for its
+  heaviest and its lightest request, the app alone on one core, with what each request sends;
 - ``spans``: spans per second one process exports to the collector over OTLP/HTTP;
 - ``alerts``: the alert drill (``drill``): fault start → PagerDuty notification per alert, and
   fault cleared → resolve, on a native stack with local receivers.
@@ -518,6 +520,12 @@ def report_request_overhead(overhead: dict[str, dict[str, dict[str, float]]]) ->
     return lines
 
 
+def report_requests() -> str:
+    """The request figures alone, on a native stack of their own."""
+    with _bench_stack() as (spec, state):
+        return "\n".join(report_request_overhead(request_overhead(spec, state)))
+
+
 def report_all(runs: int) -> str:
     lines = [report_up(runs), "", "log call, median µs (20,000 calls, inside a span):"]
     costs = log_call_costs()
@@ -536,4 +544,4 @@ def report_all(runs: int) -> str:
 
 
 __all__ = ["alert_latency", "log_call_costs", "report_alert_latency", "report_all", "report_request_overhead",
-           "request_overhead", "spans_per_second", "telemetry_unit_costs"]
+           "report_requests", "request_overhead", "spans_per_second", "telemetry_unit_costs"]
