@@ -138,3 +138,15 @@ def test_the_http_exporters_use_them_once_switched_on(monkeypatch: pytest.Monkey
     assert otlp_encoding.use_fast_encoding() == list(otlp_encoding.EXPORTER_MODULES)
     assert trace_exporter.encode_spans is otlp_encoding.encode_spans
     assert _log_exporter.encode_logs is otlp_encoding.encode_logs
+
+
+def test_a_scope_per_call_does_not_grow_the_cache_without_bound() -> None:
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    for n in range(otlp_encoding._CACHE.limit * 3):
+        provider.get_tracer(f"per-call-{n}").start_span("s").end()
+    spans = list(exporter.get_finished_spans())
+    ours = ExportTraceServiceRequest.FromString(otlp_encoding.encode_spans(spans).SerializePartialToString())
+    assert ours == sdk_encode_spans(spans)
+    assert len(otlp_encoding._CACHE._scopes) <= otlp_encoding._CACHE.limit

@@ -227,7 +227,10 @@ def _latencies(url: str, requests_count: int | None = None, seconds: float | Non
     ``seconds``."""
     samples: list[float] = []
     deadline = time.perf_counter() + seconds if seconds is not None else None
-    while (len(samples) < requests_count) if requests_count is not None else (time.perf_counter() < deadline):
+    def more() -> bool:
+        return len(samples) < requests_count if deadline is None else time.perf_counter() < deadline
+
+    while more():
         start = time.perf_counter()
         urllib.request.urlopen(url, timeout=10).read()  # noqa: S310 (loopback)
         samples.append((time.perf_counter() - start) * 1000)
@@ -412,11 +415,7 @@ def _wait_http(url: str, timeout: float = 20) -> None:
 
 SPAN_EXPORT_SCRIPT = """
 import sys, time
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

@@ -36,6 +36,7 @@ def create_app(upstream: str, store: Path, model: str) -> Flask:
                  max_retries=0, timeout=10)
     db = sqlite3.connect(store, check_same_thread=False)
     db.execute("CREATE TABLE IF NOT EXISTS research (company TEXT, summary TEXT, at REAL)")
+    db.execute("CREATE INDEX IF NOT EXISTS research_at ON research (at)")
     enricher = Enricher()
 
     @app.before_request

@@ -31,8 +31,9 @@ _KIND = {SpanKind.INTERNAL: 1, SpanKind.SERVER: 2, SpanKind.CLIENT: 3, SpanKind.
 _HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200
 _SMALL = [bytes([n]) for n in range(128)]
 _INT64 = 1 << 64
-_pack_fixed64, _pack_fixed32, _pack_double = struct.Struct("<Q").pack, struct.Struct("<I").pack, \
-    struct.Struct("<d").pack
+_pack_fixed64 = struct.Struct("<Q").pack
+_pack_fixed32 = struct.Struct("<I").pack
+_pack_double = struct.Struct("<d").pack
 
 
 def _varint(value: int) -> bytes:
@@ -133,9 +134,9 @@ def _attributes(field: int, attributes: Mapping[str, Any] | None) -> bytes:
     return b"".join(encoded)
 
 
-def _flags(parent: SpanContext | None) -> bytes:
-    flags = _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
-    return b"\x85\x01" + _pack_fixed32(flags)  # field 16, fixed32
+def _remote_flags(context: SpanContext | None) -> bytes:
+    """``SpanFlags`` as the SDK sets them: whether the context is known to be remote, and if it is."""
+    return _pack_fixed32(_HAS_IS_REMOTE | (_IS_REMOTE if context is not None and context.is_remote else 0))
 
 
 def _span(span: ReadableSpan) -> bytes:
@@ -161,12 +162,11 @@ def _span(span: ReadableSpan) -> bytes:
         parts.append(_field(13, b"\x0a\x10" + link.context.trace_id.to_bytes(16, "big")
                             + b"\x12\x08" + link.context.span_id.to_bytes(8, "big")
                             + _attributes(4, link.attributes) + _uint(5, link.dropped_attributes)
-                            + b"\x35" + _pack_fixed32(_HAS_IS_REMOTE | (_IS_REMOTE if link.context.is_remote
-                                                                       else 0))))
+                            + b"\x35" + _remote_flags(link.context)))  # field 6, fixed32
     parts.append(_uint(14, span.dropped_links))
     if status is not None:
         parts.append(_field(15, _string(2, status.description) + _uint(3, status.status_code.value)))
-    parts.append(_flags(parent))
+    parts.append(b"\x85\x01" + _remote_flags(parent))  # field 16, fixed32
     return b"".join(parts)
 
 
@@ -183,27 +183,30 @@ class _Encoded:
 
 
 class _Cache:
-    """Encoded resources and scopes: the same few objects come back in every batch."""
+    """Encoded resources and scopes: the same few objects come back in every batch. Entries
+    hold their object, so an id is not reused while cached; at ``limit`` entries the cache
+    starts over (a library that makes a tracer per call makes a scope per call)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = 256) -> None:
+        self.limit = limit
         self._resources: dict[int, tuple[Resource, bytes]] = {}
         self._scopes: dict[int, tuple[InstrumentationScope | None, bytes]] = {}
 
-    def resource(self, resource: Resource) -> bytes:
-        cached = self._resources.get(id(resource))
-        if cached is None or cached[0] is not resource:
-            cached = (resource, _attributes(1, resource.attributes))
-            self._resources[id(resource)] = cached
+    def _remember(self, cache: dict[int, tuple[Any, bytes]], item: Any, encode: Any) -> bytes:
+        cached = cache.get(id(item))
+        if cached is None or cached[0] is not item:
+            if len(cache) >= self.limit:
+                cache.clear()
+            cached = (item, encode(item))
+            cache[id(item)] = cached
         return cached[1]
 
+    def resource(self, resource: Resource) -> bytes:
+        return self._remember(self._resources, resource, lambda r: _attributes(1, r.attributes))
+
     def scope(self, scope: InstrumentationScope | None) -> bytes:
-        cached = self._scopes.get(id(scope))
-        if cached is None or cached[0] is not scope:
-            encoded = b"" if scope is None else (_string(1, scope.name) + _string(2, scope.version)
-                                                 + _attributes(3, scope.attributes))
-            cached = (scope, encoded)
-            self._scopes[id(scope)] = cached
-        return cached[1]
+        return self._remember(self._scopes, scope, lambda s: b"" if s is None else (
+            _string(1, s.name) + _string(2, s.version) + _attributes(3, s.attributes)))
 
 
 _CACHE = _Cache()
