@@ -4,8 +4,8 @@ The distro only ``setdefault``s standard ``OTEL_*`` variables, so anything the u
 The configurator sets up the SDK as the stock one does, then routes logging through our JSON
 pipeline (``logs.configure_logging``), which also ships every log record over OTLP, and, when
 ``THEODORE_AI_PRICES_FILE`` names the rendered price table, adds the AI cost span processor.
-The OTLP/HTTP span and log exporters encode with ``otlp_encoding`` (a third of the CPU) unless
-``THEODORE_OTLP_ENCODER=sdk``.
+The OTLP/HTTP span and log exporters encode with ``otlp_encoding`` (a quarter of the SDK's CPU
+per span, half per log record) unless ``THEODORE_OTLP_ENCODER=sdk``.
 """
 
 from __future__ import annotations
