@@ -42,11 +42,25 @@ from opentelemetry.trace.span import TraceState
 from theodore_obs.telemetry import otlp_encoding
 
 
-def finished_spans() -> list:
+def recording(provider: TracerProvider) -> InMemorySpanExporter:
     exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+def ours_parsed(spans: list) -> ExportTraceServiceRequest:
+    """Our encoding of ``spans``, parsed back by the official protobuf classes."""
+    return ExportTraceServiceRequest.FromString(otlp_encoding.encode_spans(spans).SerializePartialToString())
+
+
+def ours_parsed_logs(records: list) -> ExportLogsServiceRequest:
+    return ExportLogsServiceRequest.FromString(otlp_encoding.encode_logs(records).SerializeToString())
+
+
+def finished_spans() -> list:
     provider = TracerProvider(resource=Resource.create({"service.name": "enc", "k8s.pod.uid": "p-1", "n": 3}),
                               span_limits=SpanLimits(max_span_attributes=20, max_event_attributes=2))
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    exporter = recording(provider)
     flask = provider.get_tracer("opentelemetry.instrumentation.flask", "0.66b1")
     ours = provider.get_tracer("theodore_obs", schema_url="https://opentelemetry.io/schemas/1.26.0",
                                attributes={"scope.kind": "helpers"})
@@ -77,7 +91,7 @@ def finished_spans() -> list:
 
 def test_our_bytes_parse_to_the_sdk_message() -> None:
     spans = finished_spans()
-    ours = ExportTraceServiceRequest.FromString(otlp_encoding.encode_spans(spans).SerializePartialToString())
+    ours = ours_parsed(spans)
     assert ours == sdk_encode_spans(spans)
     (resource_spans,) = ours.resource_spans
     assert len(resource_spans.scope_spans) == 2
@@ -87,8 +101,7 @@ def test_our_bytes_parse_to_the_sdk_message() -> None:
 
 def test_each_span_alone_and_an_empty_batch_match_too() -> None:
     for span in finished_spans():
-        ours = otlp_encoding.encode_spans([span]).SerializeToString()
-        assert ExportTraceServiceRequest.FromString(ours) == sdk_encode_spans([span]), span.name
+        assert ours_parsed([span]) == sdk_encode_spans([span]), span.name
     assert otlp_encoding.encode_spans([]).SerializePartialToString() == b""
 
 
@@ -96,7 +109,7 @@ def test_an_attribute_that_cannot_be_encoded_is_left_out_and_logged(caplog: pyte
     span = finished_spans()[0]
     span._attributes = {"fine": "yes", "too.big": 2**70}  # set past the SDK's checks, as a bad exporter input
     with caplog.at_level(logging.ERROR):
-        ours = ExportTraceServiceRequest.FromString(otlp_encoding.encode_spans([span]).SerializePartialToString())
+        ours = ours_parsed([span])
     (encoded,) = ours.resource_spans[0].scope_spans[0].spans
     assert [a.key for a in encoded.attributes] == ["fine"]
     assert "too.big" in caplog.text
@@ -122,14 +135,13 @@ def finished_log_records() -> list:
 
 def test_log_records_parse_to_the_sdk_message() -> None:
     records = finished_log_records()
-    ours = ExportLogsServiceRequest.FromString(otlp_encoding.encode_logs(records).SerializeToString())
+    ours = ours_parsed_logs(records)
     assert ours == sdk_encode_logs(records)
     (resource_logs,) = ours.resource_logs
     assert [len(s.log_records) for s in resource_logs.scope_logs] == [2, 2]
     assert resource_logs.scope_logs[0].log_records[0].trace_id  # the span's context is kept
     for record in records:
-        alone = otlp_encoding.encode_logs([record]).SerializeToString()
-        assert ExportLogsServiceRequest.FromString(alone) == sdk_encode_logs([record])
+        assert ours_parsed_logs([record]) == sdk_encode_logs([record])
 
 
 def test_the_http_exporters_use_them_once_switched_on(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,11 +154,9 @@ def test_the_http_exporters_use_them_once_switched_on(monkeypatch: pytest.Monkey
 
 def test_a_scope_per_call_does_not_grow_the_cache_without_bound() -> None:
     provider = TracerProvider()
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    exporter = recording(provider)
     for n in range(otlp_encoding._CACHE.limit * 3):
         provider.get_tracer(f"per-call-{n}").start_span("s").end()
     spans = list(exporter.get_finished_spans())
-    ours = ExportTraceServiceRequest.FromString(otlp_encoding.encode_spans(spans).SerializePartialToString())
-    assert ours == sdk_encode_spans(spans)
+    assert ours_parsed(spans) == sdk_encode_spans(spans)
     assert len(otlp_encoding._CACHE._scopes) <= otlp_encoding._CACHE.limit

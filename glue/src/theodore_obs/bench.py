@@ -13,6 +13,7 @@ The last three run against native stacks started here on fresh state (default po
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import statistics
@@ -290,16 +291,19 @@ def _demo_core(state: native.State) -> Iterator[set[int] | None]:
 
 
 @contextmanager
-def _demo_app(spec: Spec, state: native.State, port: int, otel_env: dict[str, str] | None,
-              cpus: set[int] | None, store: str) -> Iterator[int]:
+def _demo_app(spec: Spec, state: native.State, port: int, otel_env: dict[str, str] | None, store: str, *,
+              cpus: set[int] | None, app_path: str | None) -> Iterator[int]:
     """The demo as ``up`` starts it, on ``port`` with its SQLite file ``store``: under
     ``opentelemetry-instrument`` with the stack's environment plus ``otel_env``, or bare (no
-    instrumentation, no OTEL_*) for None. Yields its pid once it answers."""
+    instrumentation, no OTEL_*) for None; with ``app_path`` first on its PYTHONPATH (another
+    checkout's ``glue/src``, to measure that code). Yields its pid once it answers."""
     demo = spec.data["demo"]
     command, app_env = native.demo_programs(spec.data, state)[demo["service"]]
     command = [f"--port={port}" if arg.startswith("--port=") else arg for arg in command]
     command = [f"--store={state.root / store}" if arg.startswith("--store=") else arg for arg in command]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    if app_path:
+        env["PYTHONPATH"] = app_path
     if otel_env is None:
         command = command[command.index(sys.executable):]
     else:
@@ -324,7 +328,7 @@ def _serve(url: str, pid: int, seconds: float = WINDOW_SECONDS) -> dict[str, flo
     _latencies(url, 30)
     cpu_before = _cpu_seconds(pid)
     samples = _latencies(url, seconds=seconds)
-    return {"requests": len(samples), "p50_ms": _percentile(samples, 0.5),
+    return {"seconds": seconds, "requests": len(samples), "p50_ms": _percentile(samples, 0.5),
             "p99_ms": _percentile(samples, 0.99), "rps": 1000 / statistics.mean(samples),
             "cpu_ms": (_cpu_seconds(pid) - cpu_before) / len(samples) * 1000}
 
@@ -363,8 +367,9 @@ def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
-def request_overhead(spec: Spec, state: native.State,
-                     seconds: float = WINDOW_SECONDS) -> dict[str, dict[str, dict[str, float]]]:
+def request_overhead(spec: Spec, state: native.State, seconds: float = WINDOW_SECONDS,
+                     endpoints: Sequence[str] = tuple(ENDPOINTS),
+                     app_path: str | None = None) -> dict[str, dict[str, dict[str, float]]]:
     """Per endpoint: the demo bare and instrumented, sequential requests on loopback.
 
     Bare and instrumented runs alternate ``ROUNDS`` times (a shared 2-core VM drifts; medians
@@ -375,14 +380,15 @@ def request_overhead(spec: Spec, state: native.State,
     port = spec.data["services"][spec.data["demo"]["service"]]["port"] + 100
     results: dict[str, dict[str, dict[str, float]]] = {}
     with _demo_core(state) as cpus:
-        for endpoint, path in ENDPOINTS.items():
-            url, store = f"http://127.0.0.1:{port}{path}", f"bench-{endpoint}.db"
+        app = functools.partial(_demo_app, spec, state, port, cpus=cpus, app_path=app_path)
+        for endpoint in endpoints:
+            url, store = f"http://127.0.0.1:{port}{ENDPOINTS[endpoint]}", f"bench-{endpoint}.db"
             runs: dict[str, list[dict[str, float]]] = {"bare": [], "instrumented": []}
             sent: dict[str, float] = {}
             for _ in range(ROUNDS):
-                with _demo_app(spec, state, port, None, cpus, store) as pid:
+                with app(None, store) as pid:
                     runs["bare"].append(_serve(url, pid, seconds))
-                with _demo_app(spec, state, port, {}, cpus, store) as pid:
+                with app({}, store) as pid:
                     if sent:
                         runs["instrumented"].append(_serve(url, pid, seconds))
                         continue
@@ -395,10 +401,11 @@ def request_overhead(spec: Spec, state: native.State,
                             for signal in before}
             results[endpoint] = {name: _median_run(figures) for name, figures in runs.items()}
             results[endpoint]["instrumented"].update(sent)
-        for name, otel_env in WITHOUT_ONE_SIGNAL.items():
-            with _demo_app(spec, state, port, otel_env, cpus, "bench-research.db") as pid:
-                results["research"][name] = _serve(f"http://127.0.0.1:{port}{ENDPOINTS['research']}", pid,
-                                                   seconds)
+        if "research" in endpoints:
+            for name, otel_env in WITHOUT_ONE_SIGNAL.items():
+                with app(otel_env, "bench-research.db") as pid:
+                    results["research"][name] = _serve(f"http://127.0.0.1:{port}{ENDPOINTS['research']}",
+                                                       pid, seconds)
     return results
 
 
@@ -495,7 +502,8 @@ def report_alert_latency(runs: int = 1, port_offset: int = 0) -> str:
 
 
 def report_request_overhead(overhead: dict[str, dict[str, dict[str, float]]]) -> list[str]:
-    lines = [f"demo request, sequential on loopback, {WINDOW_SECONDS:.0f} s per run after 30 warm-up, the "
+    window = next(iter(overhead.values()))["bare"]["seconds"]
+    lines = [f"demo request, sequential on loopback, {window:.0f} s per run after 30 warm-up, the "
              f"app alone on one core; server CPU from /proc (every thread):"]
 
     def row(name: str, figures: dict[str, float]) -> str:
@@ -519,10 +527,13 @@ def report_request_overhead(overhead: dict[str, dict[str, dict[str, float]]]) ->
     return lines
 
 
-def report_requests() -> str:
-    """The request figures alone, on a native stack of their own."""
+def report_requests(endpoints: Sequence[str] = tuple(ENDPOINTS), app_path: str | None = None) -> str:
+    """The request figures alone, on a native stack of their own; ``app_path`` measures the demo
+    and telemetry of another checkout (``git worktree add /tmp/old <commit>`` →
+    ``/tmp/old/glue/src``)."""
     with _bench_stack() as (spec, state):
-        return "\n".join(report_request_overhead(request_overhead(spec, state)))
+        return "\n".join(report_request_overhead(request_overhead(spec, state, endpoints=endpoints,
+                                                                   app_path=app_path)))
 
 
 def report_all(runs: int) -> str:

@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from . import native
-from .bench import report_all
 from .commands import COMMANDS as OPERATOR_COMMANDS
 from .paths import rendered_root
 from .render import COMPOSE, render_files, write_tree
@@ -109,6 +108,8 @@ def up(env: str, runtime: str, timeout: float, spec_path: Path | None) -> None:
 @click.option("--out", type=click.Path(path_type=Path), help="Also write the report to this file.")
 def bench(runs: int, out: Path | None) -> None:
     """All benchmarks: up, log call, request overhead, span export (stack must be down)."""
+    from .bench import report_all  # noqa: PLC0415 (the SDK and the drill load for `bench` only)
+
     try:
         report = report_all(runs)
     except (native.NativeError, ToolError) as exc:

@@ -116,29 +116,26 @@ def _reset_locks_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_locks_after_fork)
 
 
-def _create_observed(meter: metrics.Meter, spec: MetricSpec, sums: InProcessSums) -> Any:
-    kwargs = {"unit": spec.unit, "description": spec.help, "callbacks": [sums.observe]}
-    if spec.type == "counter":
-        return meter.create_observable_counter(spec.otel_name, **kwargs)
-    if spec.type == "updowncounter":
-        return meter.create_observable_up_down_counter(spec.otel_name, **kwargs)
-    if spec.type == "gauge":
-        return meter.create_observable_gauge(spec.otel_name, **kwargs)
-    raise ValueError(f"catalogue: {spec.name}: type {spec.type!r} cannot be summed in process")
+_METER_METHODS = {
+    "counter": ("create_counter", "create_observable_counter"),
+    "updowncounter": ("create_up_down_counter", "create_observable_up_down_counter"),
+    "gauge": ("create_gauge", "create_observable_gauge"),
+    "histogram": ("create_histogram", None),
+}
+"""Per catalogue type: the Meter method of the SDK's synchronous path, and of the observable
+instrument that reports ``InProcessSums``."""
 
 
-def _create(meter: metrics.Meter, spec: MetricSpec) -> Any:
-    kwargs = {"unit": spec.unit, "description": spec.help}
-    if spec.type == "counter":
-        return meter.create_counter(spec.otel_name, **kwargs)
-    if spec.type == "updowncounter":
-        return meter.create_up_down_counter(spec.otel_name, **kwargs)
-    if spec.type == "gauge":
-        return meter.create_gauge(spec.otel_name, **kwargs)
-    if spec.type == "histogram":
-        return meter.create_histogram(spec.otel_name, explicit_bucket_boundaries_advisory=spec.buckets,
-                                      **kwargs)
-    raise ValueError(f"catalogue: {spec.name}: unknown type {spec.type!r}")
+def _create(meter: metrics.Meter, spec: MetricSpec, sums: InProcessSums | None) -> Any:
+    methods = _METER_METHODS.get(spec.type)
+    if methods is None:
+        raise ValueError(f"catalogue: {spec.name}: unknown type {spec.type!r}")
+    kwargs: dict[str, Any] = {"unit": spec.unit, "description": spec.help}
+    if sums is not None:
+        return getattr(meter, methods[1])(spec.otel_name, callbacks=[sums.observe], **kwargs)
+    if spec.buckets is not None:
+        kwargs["explicit_bucket_boundaries_advisory"] = spec.buckets
+    return getattr(meter, methods[0])(spec.otel_name, **kwargs)
 
 
 class TheodoreMetrics:
@@ -149,8 +146,8 @@ class TheodoreMetrics:
         self._specs = catalogue()
         self._sums = {name: InProcessSums(spec) for name, spec in self._specs.items()
                       if spec.summed_in_process}
-        self._instruments = {name: _create_observed(meter, spec, self._sums[name]) if name in self._sums
-                             else _create(meter, spec) for name, spec in self._specs.items()}
+        self._instruments = {name: _create(meter, spec, self._sums.get(name))
+                             for name, spec in self._specs.items()}
         self._research_outcomes: dict[str, list[int]] = {}
 
     def record(self, name: str, value: float, **labels: Any) -> None:
