@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 
 import pytest
@@ -188,3 +189,19 @@ def test_cost_and_latency_points_carry_the_trace_as_exemplar(theodore: TheodoreM
         assert {e.trace_id for e in point.exemplars} == {trace_id}, name
     (tokens,) = recorded["theodore_ai_tokens"]
     assert tokens.value == 100 and not tokens.exemplars
+
+
+def test_get_metrics_is_one_even_when_threads_race_on_first_use(monkeypatch) -> None:
+    monkeypatch.setattr(metrics_mod, "_process_metrics", functools.cache(metrics_mod.TheodoreMetrics))
+    start, seen = threading.Barrier(8), []
+
+    def first_use() -> None:
+        start.wait()
+        seen.append(metrics_mod.get_metrics())
+
+    threads = [threading.Thread(target=first_use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(m) for m in seen}) == 1

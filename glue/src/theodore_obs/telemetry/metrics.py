@@ -233,7 +233,19 @@ class TheodoreMetrics:
             yield
 
 
+_FIRST_USE = threading.Lock()
+
+
 @cache
-def get_metrics() -> TheodoreMetrics:
-    """The process-wide instruments, on the meter provider the configurator installed."""
+def _process_metrics() -> TheodoreMetrics:
     return TheodoreMetrics()
+
+
+def get_metrics() -> TheodoreMetrics:
+    """The process-wide instruments, on the meter provider the configurator installed.
+
+    Created once under a lock: two request threads racing on first use would build two sets,
+    and the SDK keeps the first observable instrument of a name (and its callback), so the
+    in-process sums of the set ``cache`` kept would never be reported."""
+    with _FIRST_USE:
+        return _process_metrics()
