@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -58,3 +59,31 @@ def test_otlp_encoders_are_ours_unless_the_sdk_ones_are_asked_for() -> None:
     assert modules == {"theodore": "theodore_obs.telemetry.otlp_encoding theodore_obs.telemetry.otlp_encoding",
                        "sdk": "opentelemetry.exporter.otlp.proto.common._internal.trace_encoder "
                               "opentelemetry.exporter.otlp.proto.common._internal._log_encoder"}
+
+
+FLASK_REQUEST = """
+import flask
+app = flask.Flask("probe")
+app.add_url_rule("/", "index", lambda: "ok")
+assert app.test_client().get("/").status_code == 200
+"""
+
+
+def _metric_names_exported(extra_env: dict[str, str]) -> set[str]:
+    """Metric names a Flask request under opentelemetry-instrument exports (console exporter,
+    flushed at exit)."""
+    instrument = str(Path(sys.executable).parent / "opentelemetry-instrument")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "THEODORE_"))}
+    env.update({"OTEL_SERVICE_NAME": "probe", "OTEL_METRICS_EXPORTER": "console",
+                "OTEL_TRACES_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none", **extra_env})
+    out = subprocess.run([instrument, sys.executable, "-c", FLASK_REQUEST], capture_output=True,
+                         text=True, env=env, timeout=60, check=True)
+    return set(re.findall(r'"name": "([a-z_.]+)"', out.stdout))
+
+
+def test_instrumentations_record_no_metrics_unless_asked() -> None:
+    """Spanmetrics derives RED from the spans; the Flask instrumentation's own duration
+    histogram is not paid for twice by default, and comes back with the switch."""
+    assert not {name for name in _metric_names_exported({}) if name.startswith("http.server")}
+    on = _metric_names_exported({"THEODORE_INSTRUMENTATION_METRICS": "true"})
+    assert {name for name in on if name.startswith("http.server")}

@@ -47,6 +47,30 @@ def test_stdlib_logging_becomes_redacted_json(lines: io.StringIO) -> None:
     assert record["timestamp"].endswith("Z")
 
 
+def test_stdlib_exceptions_and_stacks_render_and_leave_the_record_to_other_handlers(
+        lines: io.StringIO) -> None:
+    """Our formatter reads the record without changing it: a plain handler beside ours still
+    prints the original message, arguments and traceback."""
+    plain = io.StringIO()
+    handler = logging.StreamHandler(plain)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logging.getLogger().addHandler(handler)
+    try:
+        try:
+            raise RuntimeError("upstream down")
+        except RuntimeError:
+            logging.getLogger("lib").exception("fetch %s failed", "page", stack_info=True)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    (record,) = records(lines)
+    assert record["message"] == "fetch page failed" and record["level"] == "error"
+    assert "RuntimeError: upstream down" in record["exception"]
+    assert "Stack (most recent call last)" in record["stack"]
+    assert "_record" not in record and "exc_info" not in record
+    text = plain.getvalue()
+    assert text.startswith("ERROR fetch page failed\nTraceback") and "RuntimeError: upstream down" in text
+
+
 def test_trace_and_correlation_ids_are_added(lines: io.StringIO) -> None:
     tracer = TracerProvider().get_tracer("t")
     with tracer.start_as_current_span("op") as span, correlation_scope("req-42"):
@@ -113,3 +137,19 @@ def test_a_secret_sent_as_correlation_id_is_redacted(lines: io.StringIO) -> None
         structlog.get_logger("app").info("hello")
     (record,) = records(lines)
     assert record["correlation_id"] == "[REDACTED]"
+
+
+def test_httpx_request_lines_are_quiet_unless_asked_for(monkeypatch) -> None:
+    """httpx's per-request INFO line repeats the client span; THEODORE_LOG_LEVELS brings it back."""
+    httpx_logger = logging.getLogger("httpx")
+    try:
+        for levels, expected in (("", []), ("httpx=INFO", ["HTTP Request: GET /"])):
+            monkeypatch.setenv("THEODORE_LOG_LEVELS", levels)
+            stream = io.StringIO()
+            configure_logging(service="svc", environment="test", otlp=False, stream=stream)
+            httpx_logger.info("HTTP Request: GET /")
+            httpx_logger.warning("retrying")
+            assert [r["message"] for r in records(stream)] == [*expected, "retrying"]
+    finally:
+        httpx_logger.setLevel(logging.NOTSET)
+        structlog.reset_defaults()

@@ -6,14 +6,21 @@ pipeline (``logs.configure_logging``), which also ships every log record over OT
 ``THEODORE_AI_PRICES_FILE`` names the rendered price table, adds the AI cost span processor.
 The OTLP/HTTP span and log exporters encode with ``otlp_encoding`` (a quarter of the SDK's CPU
 per span, half per log record) unless ``THEODORE_OTLP_ENCODER=sdk``.
+
+The framework and client instrumentations get a no-op meter provider: their HTTP and GenAI
+metrics repeat what the collector derives from the same spans (``traces_span_metrics_*``, the
+AI cost processor's series), and each point costs the request 25–40 µs here.
+``THEODORE_INSTRUMENTATION_METRICS=true`` gives them the SDK's meter provider back.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.distro import BaseDistro
+from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 
 from .ai_cost import processor_from_env
@@ -40,6 +47,9 @@ DEFAULTS = {
 ENCODER_ENV = "THEODORE_OTLP_ENCODER"
 """``theodore`` (default): our span and log encoding; ``sdk``: the exporters' own."""
 
+INSTRUMENTATION_METRICS_ENV = "THEODORE_INSTRUMENTATION_METRICS"
+"""``true``: the instrumentations record their own metrics (http.server.*, gen_ai.client.*)."""
+
 ENVIRONMENT_ENV = "THEODORE_ENVIRONMENT"
 """Fills ``deployment.environment`` when OTEL_RESOURCE_ATTRIBUTES does not name one."""
 
@@ -63,6 +73,13 @@ class TheodoreDistro(BaseDistro):
         for name, value in DEFAULTS.items():
             os.environ.setdefault(name, value)
         _default_resource_attributes()
+
+    def load_instrumentor(self, entry_point: Any, **kwargs: Any) -> None:
+        """Each instrumentation as ``opentelemetry-instrument`` loads it, metrics off unless
+        ``THEODORE_INSTRUMENTATION_METRICS=true`` (spans carry the same facts to spanmetrics)."""
+        if os.environ.get(INSTRUMENTATION_METRICS_ENV, "").strip().lower() != "true":
+            kwargs.setdefault("meter_provider", NoOpMeterProvider())
+        super().load_instrumentor(entry_point, **kwargs)
 
 
 class TheodoreConfigurator(_OTelSDKConfigurator):
