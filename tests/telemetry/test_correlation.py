@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
+
 from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 from theodore_obs.telemetry import (
@@ -37,7 +39,11 @@ def _call_wsgi(app, headers: dict[str, str]) -> dict[str, str]:
 
     environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/",
                **{"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}}
-    assert b"".join(app(environ, start_response)) == b"ok"
+    body = app(environ, start_response)
+    try:
+        assert b"".join(body) == b"ok"
+    finally:
+        body.close()  # as every WSGI server does
     return response
 
 
@@ -56,6 +62,41 @@ def test_wsgi_creates_an_id_when_none_comes_in_and_honours_a_custom_header() -> 
     created = _call_wsgi(app, {})["X-Request-ID"]
     assert uuid.UUID(created) and seen[0][0] == created
     assert _call_wsgi(app, {"X-Request-ID": "given"})["X-Request-ID"] == "given"
+
+
+def test_wsgi_streams_the_body_with_the_id_bound_until_the_server_closes_it() -> None:
+    events: list[str] = []
+
+    def streaming_app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+
+        def chunks():
+            try:
+                for n in range(3):
+                    events.append(f"yield {n}")
+                    yield f"{current_correlation_id()}:{n};".encode()
+            finally:
+                events.append("app closed")
+        return chunks()
+
+    app = CorrelationIdWSGIMiddleware(streaming_app)
+    body = app({"REQUEST_METHOD": "GET", "HTTP_X_CORRELATION_ID": "s-1"}, lambda *args: None)
+    chunks = iter(body)
+    assert next(chunks) == b"s-1:0;" and events == ["yield 0"]  # passed on, not buffered
+    assert next(chunks) == b"s-1:1;"
+    body.close()  # a client gone mid-stream: the server closes early
+    assert events == ["yield 0", "yield 1", "app closed"]
+    assert current_correlation_id() is None
+
+
+def test_wsgi_unbinds_the_id_when_the_app_raises() -> None:
+    def failing_app(environ, start_response):
+        raise RuntimeError("boom")
+
+    app = CorrelationIdWSGIMiddleware(failing_app)
+    with pytest.raises(RuntimeError, match="boom"):
+        app({"REQUEST_METHOD": "GET", "HTTP_X_CORRELATION_ID": "f-1"}, lambda *args: None)
+    assert current_correlation_id() is None
 
 
 def test_asgi_echoes_and_binds() -> None:

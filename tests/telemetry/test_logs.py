@@ -139,17 +139,18 @@ def test_a_secret_sent_as_correlation_id_is_redacted(lines: io.StringIO) -> None
     assert record["correlation_id"] == "[REDACTED]"
 
 
-def test_httpx_request_lines_are_quiet_unless_asked_for(monkeypatch) -> None:
+@pytest.mark.parametrize("library", ["httpx", "httpx2"])
+def test_httpx_request_lines_are_quiet_unless_asked_for(monkeypatch, library: str) -> None:
     """httpx's per-request INFO line repeats the client span; THEODORE_LOG_LEVELS brings it back."""
-    httpx_logger = logging.getLogger("httpx")
+    library_logger = logging.getLogger(library)
     try:
-        for levels, expected in (("", []), ("httpx=INFO", ["HTTP Request: GET /"])):
+        for levels, expected in (("", []), (f"{library}=INFO", ["HTTP Request: GET /"])):
             monkeypatch.setenv("THEODORE_LOG_LEVELS", levels)
             stream = io.StringIO()
             configure_logging(service="svc", environment="test", otlp=False, stream=stream)
-            httpx_logger.info("HTTP Request: GET /")
-            httpx_logger.warning("retrying")
+            library_logger.info("HTTP Request: GET /")
+            library_logger.warning("retrying")
             assert [r["message"] for r in records(stream)] == [*expected, "retrying"]
     finally:
-        httpx_logger.setLevel(logging.NOTSET)
+        library_logger.setLevel(logging.NOTSET)
         structlog.reset_defaults()

@@ -85,17 +85,45 @@ class CorrelationIdASGIMiddleware:
 
 
 class CorrelationIdWSGIMiddleware:
-    """WSGI middleware; wrap the app: ``app.wsgi_app = CorrelationIdWSGIMiddleware(app.wsgi_app)``."""
+    """WSGI middleware; wrap the app: ``app.wsgi_app = CorrelationIdWSGIMiddleware(app.wsgi_app)``.
+
+    The ID stays bound until the server closes the response, so a streamed body is passed on
+    chunk by chunk (not buffered) and what it logs while streaming carries the ID too.
+    """
 
     def __init__(self, app: Callable[..., Iterable[bytes]], header: str = DEFAULT_HEADER) -> None:
         self.app, self.header = app, header
         self._environ_key = "HTTP_" + header.upper().replace("-", "_")
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        with correlation_scope(environ.get(self._environ_key)) as cid:
+        scope = correlation_scope(environ.get(self._environ_key))
+        cid = scope.__enter__()
 
-            def start_with_header(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
-                kept = [(k, v) for k, v in headers if k.lower() != self.header.lower()]
-                return start_response(status, [*kept, (self.header, cid)], *exc_info)
+        def start_with_header(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            kept = [(k, v) for k, v in headers if k.lower() != self.header.lower()]
+            return start_response(status, [*kept, (self.header, cid)], *exc_info)
 
-            return list(self.app(environ, start_with_header))
+        try:
+            return _ScopedBody(self.app(environ, start_with_header), scope)
+        except BaseException as error:
+            scope.__exit__(type(error), error, error.__traceback__)
+            raise
+
+
+class _ScopedBody:
+    """A WSGI response body that closes the request's correlation scope when the server closes
+    it (PEP 3333 servers always call ``close``)."""
+
+    def __init__(self, body: Iterable[bytes], scope: Any) -> None:
+        self._body, self._scope = body, scope
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._scope.__exit__(None, None, None)

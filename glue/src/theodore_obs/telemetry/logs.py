@@ -41,9 +41,10 @@ LOG_LEVEL_ENV = "THEODORE_LOG_LEVEL"
 COMPONENT_LEVELS_ENV = "THEODORE_LOG_LEVELS"
 """Per-logger levels, e.g. ``scraper=DEBUG,httpx=INFO``."""
 
-LIBRARY_LEVELS = {"httpx": logging.WARNING}
-"""Library loggers quieter by default (``THEODORE_LOG_LEVELS`` overrides): httpx writes an INFO
-line per HTTP request, a copy of what the client or GenAI span already records."""
+LIBRARY_LEVELS = {"httpx": logging.WARNING, "httpx2": logging.WARNING}
+"""Library loggers quieter by default (``THEODORE_LOG_LEVELS`` overrides): httpx (and httpx2,
+which the OpenAI SDK 3 uses) write an INFO line per HTTP request, a copy of what the client or
+GenAI span already records."""
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "warn": logging.WARNING, "error": logging.ERROR, "exception": logging.ERROR,
