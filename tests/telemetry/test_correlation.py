@@ -6,7 +6,6 @@ import asyncio
 import uuid
 
 import pytest
-
 from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 from theodore_obs.telemetry import (

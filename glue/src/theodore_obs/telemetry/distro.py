@@ -9,7 +9,7 @@ per span, half per log record) unless ``THEODORE_OTLP_ENCODER=sdk``.
 
 The framework and client instrumentations get a no-op meter provider: their HTTP and GenAI
 metrics repeat what the collector derives from the same spans (``traces_span_metrics_*``, the
-AI cost processor's series), and each point costs the request 25–40 µs here.
+AI cost processor's series), and each point costs the request 25 to 40 µs here.
 ``THEODORE_INSTRUMENTATION_METRICS=true`` gives them the SDK's meter provider back.
 """
 
