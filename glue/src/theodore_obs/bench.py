@@ -479,6 +479,40 @@ def spans_per_second(spec: Spec, seconds: float = 5.0) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+FLASK_REQUESTS_SCRIPT = """
+import sys, time, flask
+app = flask.Flask("bench")
+app.add_url_rule("/", "index", lambda: "ok")
+client = app.test_client()
+for _ in range(300):
+    client.get("/")
+start, calls = time.process_time(), int(sys.argv[1])
+for _ in range(calls):
+    client.get("/")
+print((time.process_time() - start) / calls * 1e6)
+"""
+
+
+def instrumentation_metrics_cost(calls: int = 3000, rounds: int = 3) -> dict[str, float]:
+    """CPU µs per in-process Flask request under ``opentelemetry-instrument``, with the Flask
+    instrumentation's own metrics off (our default) and on (``THEODORE_INSTRUMENTATION_METRICS``);
+    alternating runs, medians. Spans are recorded but not exported, logs at ERROR, and metrics
+    go to an SDK meter provider that exports once at exit."""
+    instrument = str(Path(sys.executable).parent / "opentelemetry-instrument")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "THEODORE_"))}
+    env.update({"OTEL_SERVICE_NAME": "bench", "OTEL_TRACES_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
+                "OTEL_METRICS_EXPORTER": "console", "OTEL_METRIC_EXPORT_INTERVAL": "600000",
+                "THEODORE_LOG_LEVEL": "ERROR"})
+    samples: dict[str, list[float]] = {"off (default)": [], "on": []}
+    for _ in range(rounds):
+        for name, switch in (("off (default)", "false"), ("on", "true")):
+            out = subprocess.run([instrument, sys.executable, "-c", FLASK_REQUESTS_SCRIPT, str(calls)],
+                                 capture_output=True, text=True, timeout=300, check=True,
+                                 env={**env, "THEODORE_INSTRUMENTATION_METRICS": switch})
+            samples[name].append(float(out.stdout.strip().splitlines()[0]))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
 @contextmanager
 def _environ(values: dict[str, str]) -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in values}
@@ -551,6 +585,27 @@ def report_request_overhead(overhead: dict[str, dict[str, dict[str, float]]]) ->
     return lines
 
 
+def compare_settings(variants: dict[str, dict[str, str]], endpoint: str = "research",
+                     rounds: int = ROUNDS) -> str:
+    """The instrumented demo under each variant's extra environment, the variants alternating
+    ``rounds`` times (medians): settings compared on the same stretch of a drifting VM."""
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+    with _bench_stack() as (spec, state), _demo_core(state) as cpus:
+        port = spec.data["services"][spec.data["demo"]["service"]]["port"] + 100
+        url, store = f"http://127.0.0.1:{port}{ENDPOINTS[endpoint]}", f"bench-{endpoint}.db"
+        for _ in range(rounds):
+            for name, env in variants.items():
+                with _demo_app(spec, state, port, env, store, cpus=cpus, app_path=None) as pid:
+                    runs[name].append(_serve(url, pid))
+    lines = [f"instrumented GET {ENDPOINTS[endpoint]}, median of {rounds} alternating "
+             f"{WINDOW_SECONDS:.0f} s runs:"]
+    for name, figures in runs.items():
+        median = _median_run(figures)
+        lines.append(f"  {name:<40} p50 {median['p50_ms']:6.2f} ms  p99 {median['p99_ms']:6.2f} ms  "
+                     f"{median['rps']:6.1f} req/s  CPU {median['cpu_ms']:5.2f} ms/req")
+    return "\n".join(lines)
+
+
 def report_requests(endpoints: Sequence[str] = tuple(ENDPOINTS), app_path: str | None = None,
                     otel_env: dict[str, str] | None = None) -> str:
     """The request figures alone, on a native stack of their own; ``app_path`` measures the demo
@@ -573,6 +628,9 @@ def report_all(runs: int) -> str:
         lines.append(f"  {name:<52} {micros:6.1f} µs")
     lines.append(f"  the least a demo request must record (3 spans, 2 log lines, 2 metric points) costs its "
                  f"thread {least_telemetry_us(unit_costs, costs):.0f} µs at these unit costs")
+    flask = instrumentation_metrics_cost()
+    lines.append(f"  a Flask request in process, the instrumentation's own metrics off (default) / on: "
+                 f"{flask['off (default)']:.0f} / {flask['on']:.0f} µs CPU")
     with _bench_stack() as (spec, state):
         lines += ["", *report_request_overhead(request_overhead(spec, state))]
         lines += ["", f"spans exported by one process: {spans_per_second(spec):,.0f} spans/s"]
@@ -580,6 +638,6 @@ def report_all(runs: int) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["alert_latency", "least_telemetry_us", "log_call_costs", "report_alert_latency", "report_all",
-           "report_request_overhead", "report_requests", "request_overhead", "spans_per_second",
-           "telemetry_unit_costs"]
+__all__ = ["alert_latency", "compare_settings", "instrumentation_metrics_cost", "least_telemetry_us",
+           "log_call_costs", "report_alert_latency", "report_all", "report_request_overhead",
+           "report_requests", "request_overhead", "spans_per_second", "telemetry_unit_costs"]
