@@ -391,15 +391,13 @@ def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
 
 def request_overhead(spec: Spec, state: native.State, seconds: float = WINDOW_SECONDS,
                      endpoints: Sequence[str] = tuple(ENDPOINTS),
-                     app_path: str | None = None,
-                     otel_env: dict[str, str] | None = None) -> dict[str, dict[str, dict[str, float]]]:
+                     app_path: str | None = None) -> dict[str, dict[str, dict[str, float]]]:
     """Per endpoint: the demo bare and instrumented, sequential requests on loopback.
 
     Bare and instrumented runs alternate ``ROUNDS`` times (a shared 2-core VM drifts; medians
     of alternating runs hold still). The first instrumented run also counts what each request
     sent the collector (spans, log lines). The research request is then measured once more
-    per row of ``WITHOUT_ONE_SIGNAL``. ``otel_env`` is added to every instrumented run's
-    environment (e.g. other batch sizes).
+    per row of ``WITHOUT_ONE_SIGNAL``.
     """
     port = spec.data["services"][spec.data["demo"]["service"]]["port"] + 100
     results: dict[str, dict[str, dict[str, float]]] = {}
@@ -412,7 +410,7 @@ def request_overhead(spec: Spec, state: native.State, seconds: float = WINDOW_SE
             for _ in range(ROUNDS):
                 with app(None, store) as pid:
                     runs["bare"].append(_serve(url, pid, seconds))
-                with app(dict(otel_env or {}), store) as pid:
+                with app({}, store) as pid:
                     if sent:
                         runs["instrumented"].append(_serve(url, pid, seconds))
                         continue
@@ -427,7 +425,7 @@ def request_overhead(spec: Spec, state: native.State, seconds: float = WINDOW_SE
             results[endpoint]["instrumented"].update(sent)
         if "research" in endpoints:
             for name, turned_down in WITHOUT_ONE_SIGNAL.items():
-                with app({**(otel_env or {}), **turned_down}, "bench-research.db") as pid:
+                with app(turned_down, "bench-research.db") as pid:
                     results["research"][name] = _serve(f"http://127.0.0.1:{port}{ENDPOINTS['research']}",
                                                        pid, seconds)
     return results
@@ -606,14 +604,13 @@ def compare_settings(variants: dict[str, dict[str, str]], endpoint: str = "resea
     return "\n".join(lines)
 
 
-def report_requests(endpoints: Sequence[str] = tuple(ENDPOINTS), app_path: str | None = None,
-                    otel_env: dict[str, str] | None = None) -> str:
+def report_requests(endpoints: Sequence[str] = tuple(ENDPOINTS), app_path: str | None = None) -> str:
     """The request figures alone, on a native stack of their own; ``app_path`` measures the demo
     and telemetry of another checkout (``git worktree add /tmp/old <commit>`` →
-    ``/tmp/old/glue/src``); ``otel_env`` is set for the instrumented runs."""
+    ``/tmp/old/glue/src``)."""
     with _bench_stack() as (spec, state):
         return "\n".join(report_request_overhead(request_overhead(spec, state, endpoints=endpoints,
-                                                                   app_path=app_path, otel_env=otel_env)))
+                                                                   app_path=app_path)))
 
 
 def report_all(runs: int) -> str:
