@@ -259,21 +259,29 @@ def test_demo_request_is_traced_logged_and_measured_end_to_end(stack: dict[str, 
                                          "limit": 50, "start": str(time.time_ns() - 600 * 10**9)})
         streams = get_json(url(stack, "loki", f"/loki/api/v1/query_range?{params}"))["data"]["result"]
         lines = [json.loads(v[1]) for s in streams for v in s["values"]]
-        return lines if any(line["message"] == "research done" for line in lines) else []
+        done = any(line["message"] == "research done" for line in lines)
+        access = any(line["logger"] == "werkzeug" for line in lines)  # holds the raw query string
+        return lines if done and access else []
 
     lines = eventually(logs, timeout=60)
     assert {line["correlation_id"] for line in lines} == {cid}
-    (trace_id,) = {line["trace_id"] for line in lines}
+    # The server's access line is written as the body goes out, after the request's span ended:
+    # it carries the correlation ID only. Every line logged inside the request has the trace.
+    in_request = [line for line in lines if line["logger"] != "werkzeug"]
+    assert in_request and all("trace_id" in line for line in in_request)
+    (trace_id,) = {line["trace_id"] for line in in_request}
     raw = json.dumps(lines)
     assert "E2EPLANTED" not in raw and "e2e-hunter2" not in raw
 
-    def spans() -> list[Any]:
+    def jaeger_trace(trace_id: str) -> list[Any]:
+        """The trace once Jaeger has it: spans reach it after the SDK's batch delay and the
+        collector's tail-sampling wait, so later than the metrics that name the trace."""
         try:
             return get_json(url(stack, "jaeger_query", f"/api/traces/{trace_id}"))["data"]
         except urllib.error.HTTPError:
             return []
 
-    (found,) = eventually(spans, timeout=60)
+    (found,) = eventually(lambda: jaeger_trace(trace_id), timeout=60)
     by_name = {s["operationName"]: s for s in found["spans"]}
     kinds = {name: {t["key"]: t["value"] for t in s["tags"]}.get("span.kind") for name, s in by_name.items()}
     assert kinds["GET /research"] == "server" and kinds["GET"] == "client"
@@ -297,7 +305,7 @@ def test_demo_request_is_traced_logged_and_measured_end_to_end(stack: dict[str, 
     # The load generator keeps calling too, so the newest exemplar per bucket may be another
     # request's: each one must lead to a trace whose AI span it measured.
     exemplar_trace = min(eventually(cost_exemplars, timeout=60, every=2))
-    (linked,) = get_json(url(stack, "jaeger_query", f"/api/traces/{exemplar_trace}"))["data"]
+    (linked,) = eventually(lambda: jaeger_trace(exemplar_trace), timeout=60)
     assert any(s["operationName"].startswith("chat ") for s in linked["spans"])
 
 

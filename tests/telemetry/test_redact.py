@@ -55,6 +55,15 @@ def test_credentials_in_urls_and_named_values_in_messages() -> None:
     assert "password=[REDACTED]" in redacted
 
 
+def test_named_values_percent_encoded_in_an_access_log_line() -> None:
+    """werkzeug logs the raw request line: a query value holding `password=…` arrives encoded."""
+    line = '"GET /research?company=acme&note=password%3De2e-hunter2&t=token%3aabc123 HTTP/1.1" 200 -'
+    redacted = Redactor().text(line)
+    assert "e2e-hunter2" not in redacted and "abc123" not in redacted
+    assert "note=password%3D[REDACTED]&t=token%3a[REDACTED] HTTP/1.1" in redacted
+    assert Redactor().text("GET /search?q=50%3D50&page=2") == "GET /search?q=50%3D50&page=2"
+
+
 def test_ordinary_text_is_untouched() -> None:
     text = "monkey typed on the keyboard; author=bob used 1200 tokens=5 in skeleton mode"
     assert Redactor().text(text) == text

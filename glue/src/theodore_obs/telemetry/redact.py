@@ -42,8 +42,9 @@ SECRET_SHAPES = re.compile("|".join(f"(?:{shape})" for shape in (
 """Every value shape that is a secret wherever it appears, as one pattern (one pass a string)."""
 
 NAMED_VALUE = re.compile(
-    r"(?i)\b(password|passwd|secret|token|api_key|apikey|authorization)([=:]\s*)[^\s,;&\"']+")
-"""`password=hunter2`, `token: abc` written into a message: the name stays, the value goes."""
+    r"(?i)\b(password|passwd|secret|token|api_key|apikey|authorization)([=:]\s*|%3D|%3A)[^\s,;&\"']+")
+"""`password=hunter2`, `token: abc` written into a message, or percent-encoded inside a URL
+(`note=password%3Dhunter2` in an access log line): the name stays, the value goes."""
 
 
 ANY_SECRET = re.compile(f"{SECRET_SHAPES.pattern}|{NAMED_VALUE.pattern.removeprefix('(?i)')}", re.IGNORECASE)
