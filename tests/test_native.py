@@ -96,17 +96,19 @@ def test_prometheus_scrapes_every_stack_component(stack: dict[str, Any]) -> None
 
 
 def test_blackbox_probes_the_stack_health_endpoints(stack: dict[str, Any]) -> None:
+    demo_port = stack["spec"]["services"]["theodore-demo"]["port"]
+    expected = [url(stack, "collector_health", "/"), url(stack, "loki", "/ready"),
+                f"http://127.0.0.1:{demo_port}/healthz"]
+
     def probes() -> dict[str, str] | None:
+        """Each probe target is scraped at its own offset in the interval: wait for all three."""
         query = urllib.parse.quote('probe_success{job="blackbox-health"}')
         result = get_json(url(stack, "prometheus", f"/api/v1/query?query={query}"))["data"]["result"]
         values = {r["metric"]["instance"]: r["value"][1] for r in result}
-        collector = url(stack, "collector_health", "/")
-        return values if values.get(collector) == "1" else None
+        return values if all(target in values for target in expected) else None
 
     values = eventually(probes, timeout=60)
-    assert values[url(stack, "loki", "/ready")] == "1"
-    demo_port = stack["spec"]["services"]["theodore-demo"]["port"]
-    assert values[f"http://127.0.0.1:{demo_port}/healthz"] == "1"
+    assert {target: values[target] for target in expected} == dict.fromkeys(expected, "1")
 
 
 def test_watchdog_reaches_alertmanager(stack: dict[str, Any]) -> None:
