@@ -2,7 +2,9 @@
 
 - ``up``: native ``up`` until every component is ready, on fresh state;
 - ``log``: one log call through our pipeline vs bare structlog JSON vs stdlib logging;
-- ``units``: CPU per span, per OTLP-encoded span (the SDK's encoder and ours), per metric point;
+- ``units``: CPU per span, per OTLP-encoded span (the SDK's encoder and ours), per metric point,
+  the least telemetry a demo request must record, and a Flask request with the instrumentation's
+  own metrics off and on;
 - ``request``: the demo service under ``opentelemetry-instrument`` vs the same app bare, for its
   heaviest and its lightest request, the app alone on one core, with what each request sends;
 - ``spans``: spans per second one process exports to the collector over OTLP/HTTP;
@@ -198,6 +200,9 @@ def telemetry_unit_costs(calls: int = 5_000) -> dict[str, float]:
             "metric point, SDK counter inside a span (exemplar)": _cpu_per_call_us(
                 lambda: ours.record("theodore_errors_total", 1, error_type="http_error", **labels),
                 calls, lambda: None),
+            "metric point, SDK histogram inside a span (exemplar)": _cpu_per_call_us(
+                lambda: ours.record("theodore_request_duration_seconds", 0.012, endpoint="/companies",
+                                    method="GET"), calls, lambda: None),
             SUMMED_POINT: _cpu_per_call_us(
                 lambda: ours.record("theodore_requests_total", 1, method="GET", **labels), calls,
                 lambda: None),
@@ -312,6 +317,11 @@ def _demo_core(state: native.State) -> Iterator[set[int] | None]:
         _unpin(saved)
 
 
+def _bench_port(spec: Spec) -> int:
+    """Where the measured demo listens: beside the stack's own demo, which keeps running."""
+    return spec.data["services"][spec.data["demo"]["service"]]["port"] + 100
+
+
 @contextmanager
 def _demo_app(spec: Spec, state: native.State, port: int, otel_env: dict[str, str] | None, store: str, *,
               cpus: set[int] | None, app_path: str | None) -> Iterator[int]:
@@ -399,7 +409,7 @@ def request_overhead(spec: Spec, state: native.State, seconds: float = WINDOW_SE
     sent the collector (spans, log lines). The research request is then measured once more
     per row of ``WITHOUT_ONE_SIGNAL``.
     """
-    port = spec.data["services"][spec.data["demo"]["service"]]["port"] + 100
+    port = _bench_port(spec)
     results: dict[str, dict[str, dict[str, float]]] = {}
     with _demo_core(state) as cpus:
         app = functools.partial(_demo_app, spec, state, port, cpus=cpus, app_path=app_path)
@@ -589,7 +599,7 @@ def compare_settings(variants: dict[str, dict[str, str]], endpoint: str = "resea
     ``rounds`` times (medians): settings compared on the same stretch of a drifting VM."""
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     with _bench_stack() as (spec, state), _demo_core(state) as cpus:
-        port = spec.data["services"][spec.data["demo"]["service"]]["port"] + 100
+        port = _bench_port(spec)
         url, store = f"http://127.0.0.1:{port}{ENDPOINTS[endpoint]}", f"bench-{endpoint}.db"
         for _ in range(rounds):
             for name, env in variants.items():
