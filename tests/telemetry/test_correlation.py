@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import logging
 import uuid
 
 import pytest
-from opentelemetry import propagate
+import structlog
+from opentelemetry import baggage, propagate
+from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import TracerProvider
 from theodore_obs.telemetry import (
     CorrelationIdASGIMiddleware,
     CorrelationIdWSGIMiddleware,
+    configure_logging,
     correlation_scope,
     current_correlation_id,
 )
@@ -139,3 +145,101 @@ def test_scope_sets_the_span_attribute_and_falls_back_to_baggage() -> None:
     assert span.attributes[SPAN_ATTRIBUTE] == "span-cid"
     with correlation_scope("upstream"), correlation_scope() as inherited:
         assert inherited == "upstream"
+
+
+UNSAFE_IDS = ["x" * 129, "", " ", "abc def", "abc\r\nSet-Cookie: session=stolen", "abc\nforged",
+              "abc\r", "caf\u00e9", "id\u2028x", "a/b", "a;b", "<script>", "id\x00", "Bearer abcdefghijklmnop"]
+SAFE_IDS = ["abc-123", "x" * 128, "req:42.7_a-B", str(uuid.uuid4())]
+
+
+def _asgi_call(headers: list[tuple[bytes, bytes]]) -> tuple[list[str | None], list[tuple[bytes, bytes]]]:
+    seen: list[str | None] = []
+    sent: list[dict] = []
+
+    async def app(scope, receive, send):
+        seen.append(current_correlation_id())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request"}
+
+    asyncio.run(CorrelationIdASGIMiddleware(app)({"type": "http", "headers": headers}, receive, send))
+    return seen, sent[0]["headers"]
+
+
+def _is_fresh_uuid4(value: str) -> bool:
+    return uuid.UUID(value).version == 4 and str(uuid.UUID(value)) == value
+
+
+@pytest.mark.parametrize("bad", UNSAFE_IDS)
+def test_wsgi_replaces_an_unsafe_header_with_a_fresh_uuid4(bad: str) -> None:
+    seen: list = []
+    response = _call_wsgi(CorrelationIdWSGIMiddleware(_wsgi_app(seen)), {"X-Correlation-ID": bad})
+    echoed = response["X-Correlation-ID"]
+    assert echoed != bad and _is_fresh_uuid4(echoed)
+    assert seen[0][0] == echoed and "\r" not in seen[0][1] and "\n" not in seen[0][1]
+
+
+@pytest.mark.parametrize("bad", UNSAFE_IDS)
+def test_asgi_replaces_an_unsafe_header_with_a_fresh_uuid4(bad: str) -> None:
+    raw = bad.encode("utf-8")
+    seen, headers = _asgi_call([(b"x-correlation-id", raw)])
+    (name, echoed), = headers
+    assert name == b"x-correlation-id" and echoed != raw
+    assert _is_fresh_uuid4(echoed.decode()) and seen == [echoed.decode()]
+    assert b"\r" not in echoed and b"\n" not in echoed
+
+
+@pytest.mark.parametrize("good", SAFE_IDS)
+def test_safe_ids_pass_through_both_middlewares(good: str) -> None:
+    assert _call_wsgi(CorrelationIdWSGIMiddleware(_wsgi_app([])), {"X-Correlation-ID": good}) == {
+        "Content-Type": "text/plain", "X-Correlation-ID": good}
+    assert _asgi_call([(b"x-correlation-id", good.encode())]) == ([good], [(b"x-correlation-id", good.encode())])
+
+
+@pytest.mark.parametrize("bad", ["abc\r\nX-Evil: 1", "y" * 200, "has space"])
+def test_an_unsafe_id_from_baggage_is_replaced(bad: str) -> None:
+    token = otel_context.attach(baggage.set_baggage("correlation_id", bad))
+    try:
+        seen: list = []
+        echoed = _call_wsgi(CorrelationIdWSGIMiddleware(_wsgi_app(seen)), {})["X-Correlation-ID"]
+        asgi_seen, _ = _asgi_call([])
+    finally:
+        otel_context.detach(token)
+    assert _is_fresh_uuid4(echoed) and seen[0][0] == echoed
+    assert _is_fresh_uuid4(asgi_seen[0]) and asgi_seen[0] != echoed
+
+
+def test_a_safe_id_from_baggage_is_inherited() -> None:
+    token = otel_context.attach(baggage.set_baggage("correlation_id", "upstream-7"))
+    try:
+        assert _call_wsgi(CorrelationIdWSGIMiddleware(_wsgi_app([])), {})["X-Correlation-ID"] == "upstream-7"
+    finally:
+        otel_context.detach(token)
+
+
+def test_crlf_in_the_header_never_reaches_a_log_line() -> None:
+    root = logging.getLogger()
+    saved = list(root.handlers), root.level
+    stream = io.StringIO()
+    configure_logging(service="svc", environment="test", otlp=False, stream=stream)
+
+    def app(environ, start_response):
+        structlog.get_logger("app").info("handled")
+        logging.getLogger("lib").warning("library line")
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    try:
+        _call_wsgi(CorrelationIdWSGIMiddleware(app), {"X-Correlation-ID": "a\r\nforged: line"})
+    finally:
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+        structlog.reset_defaults()
+    raw = stream.getvalue()
+    lines = [json.loads(line) for line in raw.splitlines()]
+    assert [r["message"] for r in lines] == ["handled", "library line"]
+    assert all(_is_fresh_uuid4(r["correlation_id"]) for r in lines)
+    assert "forged" not in raw and "\\r" not in raw

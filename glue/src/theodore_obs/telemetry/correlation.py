@@ -6,11 +6,17 @@ create a UUID4. While the request runs, the ID is in a context variable (logs pi
 on every span started meanwhile as ``theodore.correlation_id`` (and on the span already
 active), and in baggage so instrumented HTTP clients carry it downstream; the response echoes
 it in the same header.
+
+An incoming ID (header or baggage) is used only if it is at most ``MAX_ID_LENGTH`` characters
+of ``[A-Za-z0-9._:-]``: anything else (too long, empty, CR/LF, spaces, non-ASCII) is dropped
+as if absent, and a UUID4 takes its place, so a client can't split a response header or
+smuggle a secret or a forged line into the logs through it.
 """
 
 from __future__ import annotations
 
 import contextvars
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -24,6 +30,9 @@ DEFAULT_HEADER = "X-Correlation-ID"
 BAGGAGE_KEY = "correlation_id"
 SPAN_ATTRIBUTE = "theodore.correlation_id"
 
+MAX_ID_LENGTH = 128
+_SAFE_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_ID_LENGTH}}}")
+
 _correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "theodore_correlation_id", default=None)
 
@@ -32,11 +41,22 @@ def current_correlation_id() -> str | None:
     return _correlation_id.get()
 
 
+def accepted_id(candidate: object) -> str | None:
+    """``candidate`` if it is a safe correlation ID (a ``str`` or latin-1 ``bytes`` of at
+    most 128 characters of ``[A-Za-z0-9._:-]``), else None."""
+    if isinstance(candidate, bytes):
+        candidate = candidate.decode("latin-1")
+    if isinstance(candidate, str) and _SAFE_ID.fullmatch(candidate):
+        return candidate
+    return None
+
+
 @contextmanager
 def correlation_scope(correlation_id: str | None = None) -> Iterator[str]:
-    """Run a block under ``correlation_id`` (or the upstream one from baggage, or a new one)."""
-    cid = correlation_id or baggage.get_baggage(BAGGAGE_KEY) or str(uuid.uuid4())
-    cid = str(cid)
+    """Run a block under ``correlation_id`` (or the upstream one from baggage, if safe, or a
+    new UUID4). The middlewares pass only an ID ``accepted_id`` let through; one passed by
+    the application's own code is used as given (the log pipeline still redacts it)."""
+    cid = str(correlation_id or accepted_id(baggage.get_baggage(BAGGAGE_KEY)) or uuid.uuid4())
     token = _correlation_id.set(cid)
     otel_token = otel_context.attach(baggage.set_baggage(BAGGAGE_KEY, cid))
     span = trace.get_current_span()
@@ -73,7 +93,7 @@ class CorrelationIdASGIMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope.get("headers") or []).get(self._raw_header)
-        with correlation_scope(incoming.decode("latin-1") if incoming else None) as cid:
+        with correlation_scope(accepted_id(incoming)) as cid:
 
             async def send_with_header(message: dict[str, Any]) -> None:
                 if message["type"] == "http.response.start":
@@ -96,7 +116,7 @@ class CorrelationIdWSGIMiddleware:
         self._environ_key = "HTTP_" + header.upper().replace("-", "_")
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        scope = correlation_scope(environ.get(self._environ_key))
+        scope = correlation_scope(accepted_id(environ.get(self._environ_key)))
         cid = scope.__enter__()
 
         def start_with_header(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:

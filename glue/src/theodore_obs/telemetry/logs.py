@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -24,7 +25,7 @@ from opentelemetry import trace
 
 from .correlation import current_correlation_id
 from .log_export import EXPORT, TRACE
-from .redact import DEFAULT_SENSITIVE_KEYS, Redactor
+from .redact import DEFAULT_SENSITIVE_KEYS, UNREDACTABLE, Redactor
 
 logging.addLevelName(TRACE, "TRACE")
 """Below DEBUG: seed 003's TRACE level."""
@@ -120,11 +121,26 @@ _slow_dumps = json.JSONEncoder(default=repr).encode
 
 
 def dumps(event_dict: dict[str, Any]) -> str:
-    """The event as one compact JSON line; values JSON can't hold are written as their repr."""
+    """The event as one compact JSON line; values JSON can't hold are written as their repr.
+
+    Never raises: an event no encoder can write becomes a line saying so (with its level and
+    logger, none of its values).
+    """
     try:
         return orjson.dumps(event_dict, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:  # e.g. an int beyond 64 bits
-        return _slow_dumps(event_dict)
+        try:
+            return _slow_dumps(event_dict)
+        except Exception:
+            return failed_line(event_dict.get("level"), event_dict.get("logger"), "unserialisable")
+
+
+def failed_line(level: Any, logger: Any, reason: str) -> str:
+    """The line written in place of an event whose processing failed: no value of the event
+    (one could be an unredacted secret), only what is known safe."""
+    return orjson.dumps({"message": UNREDACTABLE, "level": str(level or "error")[:16],
+                         "logger": str(logger or "")[:128] if isinstance(logger, str) else "",
+                         "log_failure": reason}).decode()
 
 
 def render_json(logger: object, method: str, event_dict: dict[str, Any]) -> str:
@@ -204,18 +220,93 @@ class JSONFormatter(logging.Formatter):
         self.chain = chain
 
     def format(self, record: logging.LogRecord) -> str:
+        """The record's line, rendered once; never raises (logging's error handler would print
+        the unredacted arguments to stderr)."""
         line = getattr(record, "theodore_line", None)
         if line is None:
-            event: Any = {"event": record.getMessage(), "_record": record}
-            if record.exc_info:
-                event["exc_info"] = record.exc_info
-            if record.stack_info:
-                event["stack_info"] = record.stack_info
-            method = record.levelname.lower()
-            for processor in self.chain:
-                event = processor(None, method, event)
-            line = record.theodore_line = event
+            try:
+                line = self._render(record)
+            except Exception as error:
+                line = failed_line(record.levelname.lower(), record.name, type(error).__name__)
+            record.theodore_line = line
         return line
+
+    def _render(self, record: logging.LogRecord) -> str:
+        event: Any = {"event": _message(record), "_record": record}
+        if record.exc_info:
+            event["exc_info"] = record.exc_info
+        if record.stack_info:
+            event["stack_info"] = record.stack_info
+        method = record.levelname.lower()
+        for processor in self.chain:
+            event = processor(None, method, event)
+        return event
+
+
+def _message(record: logging.LogRecord) -> str:
+    """``record.getMessage()``, or, when the arguments don't fit the format, both side by side
+    (the chain redacts them like any message)."""
+    try:
+        return record.getMessage()
+    except Exception:
+        return _unformatted(record.msg, record.args)
+
+
+def _unformatted(msg: Any, args: Any) -> str:
+    try:
+        return f"{msg} {args!r}"
+    except Exception:
+        return f"{type(msg).__name__} message, arguments that can't be shown"
+
+
+def interpolate(event: Any, args: tuple[Any, ...]) -> Any:
+    """structlog's ``event % args`` (a lone mapping by name), which never raises."""
+    if not args:
+        return event
+    try:
+        one = args[0]
+        return event % (one if len(args) == 1 and isinstance(one, Mapping) and one else args)
+    except Exception:
+        return _unformatted(event, args)
+
+
+def _safe_method(name: str) -> Any:
+    def method(self: Any, event: Any = None, *args: Any, **kw: Any) -> Any:
+        return self._proxy_to_logger(name, interpolate(event, args), **kw)
+    method.__name__ = name
+    return method
+
+
+@functools.cache
+def safe_bound_logger(min_level: int) -> type:
+    """structlog's filtering bound logger whose calls never raise into the application:
+    arguments that don't fit the message are shown beside it, and an event a processor fails
+    on is written as ``failed_line``."""
+    base: Any = structlog.make_filtering_bound_logger(min_level)
+    names = {n: logging.getLevelName(level).lower() for n, level in _LEVELS.items()
+             if level >= min_level and n != "exception"}  # structlog's exception() calls error()
+
+    def log(self: Any, level: int, event: Any = None, *args: Any, **kw: Any) -> Any:
+        return base.log(self, level, interpolate(event, args), **kw)
+
+    def _proxy_to_logger(self: Any, method_name: str, event: Any = None, **event_kw: Any) -> Any:
+        try:
+            return base._proxy_to_logger(self, method_name, event, **event_kw)
+        except Exception as error:
+            return _write_failure(self, method_name, error)
+
+    methods = {alias: _safe_method(name) for alias, name in names.items()}
+    if "info" in methods:
+        methods["msg"] = methods["info"]
+    return type("SafeBoundLogger", (base,), {**methods, "log": log, "_proxy_to_logger": _proxy_to_logger})
+
+
+def _write_failure(bound: Any, method_name: str, error: Exception) -> None:
+    try:
+        getattr(bound._logger, method_name)(
+            failed_line(method_name, getattr(bound._logger, "name", ""), type(error).__name__))
+    except Exception:  # nowhere left to write: drop the line rather than raise
+        return
 
 
 def json_formatter(service: str, environment: str, redactor: Redactor) -> JSONFormatter:
@@ -286,7 +377,7 @@ def configure_logging(service: str | None = None, environment: str | None = None
         processors=[*([ComponentLevels(component_levels)] if component_levels else []),
                     *shared_processors(service, environment, redactor), JSONLineEmitter(otlp)],
         logger_factory=lambda *args: _NamedWriteLogger(out, args[0] if args else "root"),
-        wrapper_class=structlog.make_filtering_bound_logger(max(level, logging.DEBUG)),
+        wrapper_class=safe_bound_logger(max(level, logging.DEBUG)),
         cache_logger_on_first_use=True,
     )
 
