@@ -84,9 +84,9 @@ def test_grafana_down_names_where_grafana_runs() -> None:
     assert "native runtime runs no Grafana" in result.stderr
 
 
-def test_a_url_without_scheme_is_one_line_too() -> None:
+def test_a_url_without_scheme_is_bad_input_in_one_line() -> None:
     result = run_cli("traces", "--service", "x", "--jaeger-url", "127.0.0.1:16686")
-    assert result.returncode == 3 and result.stderr.count("\n") == 1
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "must start with http://" in result.stderr
 
 

@@ -10,10 +10,12 @@ import click
 
 from . import native
 from .commands import COMMANDS as OPERATOR_COMMANDS
+from .commands._errors import EXIT_BAD_INPUT, OneLineGroup
+from .commands._inputs import output_file, write_text
 from .paths import rendered_root
 from .render import COMPOSE, render_files, write_tree
 from .spec import SpecError, environments, load_spec
-from .tools import ToolError, ensure_tools
+from .tools import ToolError, buildable, ensure_tools, load_versions
 from .validate import validate_env
 
 EXIT_BAD_SPEC = 2
@@ -32,7 +34,7 @@ def _envs(env: str | None, spec_path: Path | None) -> list[str]:
         raise
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Render, validate and run Theodore's observability stack."""
 
@@ -81,6 +83,10 @@ def validate(env: str | None, root: Path | None) -> None:
 @click.argument("names", nargs=-1)
 def tools(names: tuple[str, ...]) -> None:
     """Build the pinned native binaries (all, or NAMES) into the per-version cache."""
+    known = {c.name for c in buildable(load_versions())}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        _fail(f"unknown tool(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})", EXIT_BAD_INPUT)
     try:
         ensure_tools(list(names) or None)
     except ToolError as exc:
@@ -104,8 +110,9 @@ def up(env: str, runtime: str, timeout: float, spec_path: Path | None) -> None:
 
 
 @main.command("bench")
-@click.option("--runs", default=3, show_default=True, help="Cold starts to time for `up`.")
-@click.option("--out", type=click.Path(path_type=Path), help="Also write the report to this file.")
+@click.option("--runs", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="Cold starts to time for `up`.")
+@output_file("--out", help="Also write the report to this file.")
 def bench(runs: int, out: Path | None) -> None:
     """All benchmarks: up, log call, request overhead, span export (stack must be down)."""
     from .bench import report_all  # noqa: PLC0415 (the SDK and the drill load for `bench` only)
@@ -116,7 +123,7 @@ def bench(runs: int, out: Path | None) -> None:
         _fail(str(exc))
     click.echo(report)
     if out:
-        out.write_text(f"$ theodore-obs bench --runs {runs}\n{report}\n")
+        write_text(out, f"$ theodore-obs bench --runs {runs}\n{report}\n")
 
 
 @main.command()

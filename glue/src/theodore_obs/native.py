@@ -12,6 +12,7 @@ import configparser
 import io
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -181,22 +182,71 @@ def process_info(state: State) -> list[dict[str, Any]]:
         return []
 
 
+SECRET_OPEN = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+"""How a secret file is opened: never through a symlink, never blocking on a FIFO."""
+
+
+def secret_name(name: str) -> str:
+    """``name`` if it is a plain file name inside the secrets directory, else :class:`NativeError`."""
+    if not name or "/" in name or "\\" in name or "\0" in name or name.startswith(".") or ".." in name:
+        raise NativeError(f"secret file name {name!r}: expected a plain file name (no '/', no '..', "
+                          "not starting with '.')")
+    return name
+
+
+def _secrets_dir(state: State) -> int:
+    """The state's secrets directory (created 0700), opened without following a symlink."""
+    path = state.root / "secrets"
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise NativeError(f"{path}: refusing the secrets directory ({exc.strerror}; a symlink?)") from None
+    os.fchmod(fd, 0o700)
+    return fd
+
+
+def _write_secret(dir_fd: int, name: str, value: str, where: Path) -> None:
+    """Write ``value`` to ``name`` in ``dir_fd``: a regular file, mode 0600 even if it existed."""
+    try:
+        fd = os.open(name, SECRET_OPEN, 0o600, dir_fd=dir_fd)
+    except OSError as exc:
+        raise NativeError(f"{where}: refusing to write the secret ({exc.strerror}; a symlink?)") from None
+    with os.fdopen(fd, "w") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NativeError(f"{where}: refusing to write the secret (not a regular file)")
+        os.fchmod(fd, 0o600)
+        os.ftruncate(fd, 0)
+        handle.write(value)
+
+
+def _remove_secret(dir_fd: int, name: str, where: Path) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise NativeError(f"{where}: cannot remove the stale secret ({exc.strerror})") from None
+
+
 def write_secrets(spec: dict[str, Any], state: State) -> list[str]:
-    """Secret files for the receivers, from environment variables; returns the missing ones."""
-    secrets_dir = state.root / "secrets"
-    secrets_dir.mkdir(parents=True, exist_ok=True)
-    secrets_dir.chmod(0o700)
+    """Secret files for the receivers, from environment variables; returns the missing ones.
+
+    Each file is created in the state's secrets directory only (a name with ``/``, ``..`` or a
+    leading ``.`` is refused), never through a symlink, with mode 0600 also when it existed."""
+    wanted = {secret_name(name): env_var for name, env_var in secret_files(spec).items()}
+    dir_fd = _secrets_dir(state)
     missing = []
-    for name, env_var in secret_files(spec).items():
-        value = os.environ.get(env_var)
-        path = secrets_dir / name
-        if value is None:
-            missing.append(env_var)
-            path.unlink(missing_ok=True)
-            continue
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(value)
+    try:
+        for name, env_var in wanted.items():
+            where, value = state.root / "secrets" / name, os.environ.get(env_var)
+            if value is None:
+                missing.append(env_var)
+                _remove_secret(dir_fd, name, where)
+            else:
+                _write_secret(dir_fd, name, value, where)
+    finally:
+        os.close(dir_fd)
     return missing
 
 

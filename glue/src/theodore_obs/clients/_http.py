@@ -1,13 +1,26 @@
-"""The one HTTP helper the clients share: JSON over urllib, failures as two clear errors."""
+"""The one HTTP helper the clients and commands share: JSON over urllib, failures as clear errors.
+
+Every request of the operator CLI goes through :func:`open_url`. Base URLs are checked once
+(:func:`check_url`); credentials in them (``http://user:pass@host``) become a Basic
+``Authorization`` header and are masked (``http://user:***@host``) in every message. Answers
+are checked against the shape the caller relies on (:meth:`HttpBackend.shaped`), so a backend
+that answers something else is named, not a ``KeyError``.
+"""
 
 from __future__ import annotations
 
+import base64
+import functools
+import html
 import json
 import os
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
+
+import jsonschema
 
 START_HINT = "start the stack with `make up` (or `theodore-obs up`)"
 """What to do when a backend does not answer."""
@@ -15,22 +28,140 @@ START_HINT = "start the stack with `make up` (or `theodore-obs up`)"
 TIMEOUT_ENV = "THEODORE_OBS_HTTP_TIMEOUT"
 """Seconds to wait for each backend answer (default 10)."""
 
+SUMMARY_CHARS = 200
+"""An error body longer than this is cut (after HTML is reduced to its title or text)."""
+
 
 class BackendUnavailable(RuntimeError):
     """A backend did not answer at all (refused, timed out, unresolvable)."""
 
     def __init__(self, name: str, url: str, hint: str = START_HINT,
                  problem: str = "is not answering") -> None:
-        self.name, self.url, self.hint = name, url, hint
-        super().__init__(f"{name} at {url} {problem} — {hint}")
+        self.name, self.url, self.hint = name, mask_url(url), hint
+        super().__init__(f"{name} at {self.url} {problem} — {hint}")
 
 
 class BackendError(RuntimeError):
-    """A backend answered, but with an error (bad query, unknown id, …)."""
+    """A backend answered, but with an error (bad query, unknown id, unexpected shape, …)."""
 
     def __init__(self, name: str, url: str, status: int, detail: str) -> None:
-        self.name, self.url, self.status, self.detail = name, url, status, detail
-        super().__init__(f"{name} at {url} answered HTTP {status}: {detail}")
+        self.name, self.url, self.status, self.detail = name, mask_url(url), status, one_line(detail)
+        super().__init__(f"{name} at {self.url} answered HTTP {status}: {self.detail}")
+
+
+class BadURL(ValueError):
+    """A base URL that cannot be requested (no http(s) scheme, no host, bad port, bad IPv6)."""
+
+
+def one_line(text: str, limit: int = SUMMARY_CHARS) -> str:
+    """``text`` with runs of whitespace (newlines too) as one space, cut to ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the password of its user info replaced by ``***`` (anything else unchanged)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at:
+        return url
+    user, colon, _password = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}{slash}{path}"
+
+
+def check_url(url: str) -> str:
+    """``url`` if it can be requested; else :class:`BadURL` saying why (credentials masked)."""
+    shown = mask_url(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError on a port out of range or not a number)
+    except ValueError as exc:
+        raise BadURL(f"{shown!r}: not a URL ({exc})") from None
+    if parts.scheme not in ("http", "https"):
+        raise BadURL(f"{shown!r}: the URL must start with http:// or https://")
+    if not parts.hostname:
+        raise BadURL(f"{shown!r}: the URL has no host")
+    if any(ch.isspace() or ord(ch) < 32 for ch in url):
+        raise BadURL(f"{shown!r}: the URL contains whitespace or control characters")
+    return url
+
+
+def split_credentials(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` without its user info, and the Basic ``Authorization`` header it stood for."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None:
+        return url, {}
+    netloc = parts.netloc.rpartition("@")[2]
+    pair = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+    header = "Basic " + base64.b64encode(pair.encode()).decode()
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), {"Authorization": header}
+
+
+def path_segment(value: str) -> str:
+    """``value`` quoted as one URL path segment: ``../status`` cannot climb out of the path."""
+    return urllib.parse.quote(value, safe="")
+
+
+def open_url(request: urllib.request.Request | str, timeout: float) -> tuple[int, bytes, str]:
+    """``(status, body, content type)``; an HTTP error status is an answer too. ``OSError`` or
+    ``ValueError`` when nothing answered."""
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (checked URLs)
+            return response.status, response.read(), response.headers.get_content_type()
+    except urllib.error.HTTPError as exc:
+        kind = exc.headers.get_content_type() if exc.headers else ""
+        try:
+            body = exc.read()
+        except OSError:
+            body = b""
+        return exc.code, body, kind
+
+
+def get_json(url: str, timeout: float = 3.0) -> tuple[int | None, Any]:
+    """``(status, parsed body)`` of a GET, ``None`` for what did not answer or was not JSON."""
+    try:
+        status, body, _kind = open_url(check_url(url), timeout)
+    except (OSError, ValueError):
+        return None, None
+    try:
+        return status, json.loads(body or b"null")
+    except ValueError:
+        return status, None
+
+
+def summarise(body: bytes, content_type: str = "") -> str:
+    """An error body in one line: the JSON ``error``/``message``, an HTML page's title (else its
+    text), or the first characters of plain text."""
+    text = body.decode(errors="replace").strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        return one_line(str(data.get("error") or data.get("message") or data.get("errors") or data))
+    if content_type == "text/html" or re.match(r"(?is)\s*(<!doctype|<html|<head|<body)", text):
+        title = re.search(r"(?is)<title[^>]*>(.*?)</title>", text)
+        inner = title.group(1) if title else re.sub(r"(?is)<(script|style).*?</\1>|<[^>]+>", " ", text)
+        return one_line(html.unescape(inner)) or "an HTML page"
+    return one_line(text)
+
+
+@functools.cache
+def _validator(schema_json: str) -> jsonschema.Validator:
+    return jsonschema.Draft202012Validator(json.loads(schema_json))
+
+
+def shape_error(answer: Any, schema: dict[str, Any]) -> str | None:
+    """Where and how ``answer`` differs from ``schema`` (one line), or None when it fits."""
+    errors = list(_validator(json.dumps(schema, sort_keys=True)).iter_errors(answer))
+    if not errors:
+        return None
+    error = min(errors, key=lambda e: len(e.absolute_path))
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path) or "(top)"
+    return one_line(f"{where}: {error.message}", 160)
 
 
 class HttpBackend:
@@ -41,9 +172,13 @@ class HttpBackend:
 
     def __init__(self, base_url: str, timeout: float | None = None,
                  headers: dict[str, str] | None = None) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise BackendUnavailable(self.name, base_url, "its URL must start with http:// or https://")
-        self.base_url, self.headers = base_url.rstrip("/"), headers or {}
+        try:
+            check_url(base_url)
+        except BadURL as exc:
+            raise BackendUnavailable(self.name, base_url, str(exc), "cannot be asked") from None
+        self.shown_url = mask_url(base_url).rstrip("/")
+        plain, auth = split_credentials(base_url)
+        self.base_url, self.headers = plain.rstrip("/"), {**auth, **(headers or {})}
         self.timeout = timeout or float(os.environ.get(TIMEOUT_ENV) or 10)
 
     def url(self, path: str, params: dict[str, Any] | None = None) -> str:
@@ -61,34 +196,29 @@ class HttpBackend:
     def delete(self, path: str) -> Any:
         return self._send(urllib.request.Request(self.url(path), method="DELETE"))  # noqa: S310
 
+    def shaped(self, answer: Any, schema: dict[str, Any]) -> Any:
+        """``answer`` if it has the shape ``schema`` describes, else a :class:`BackendError`."""
+        problem = shape_error(answer, schema)
+        if problem:
+            raise BackendError(self.name, self.shown_url, 200, f"unexpected answer: {problem}")
+        return answer
+
     def _send(self, request: urllib.request.Request) -> Any:
         for name, value in self.headers.items():
             request.add_header(name, value)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                body = response.read()
-        except urllib.error.HTTPError as exc:
-            detail = exc.read()[:300].decode(errors="replace").strip() or exc.reason
-            raise BackendError(self.name, self.base_url, exc.code, _error_text(detail)) from None
+            status, body, kind = open_url(request, self.timeout)
         except (OSError, ValueError) as exc:
             if isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError):
                 raise BackendUnavailable(
-                    self.name, self.base_url, f"it may be overloaded (wait longer with {TIMEOUT_ENV})",
+                    self.name, self.shown_url, f"it may be overloaded (wait longer with {TIMEOUT_ENV})",
                     f"did not answer within {self.timeout:g}s") from None
-            raise BackendUnavailable(self.name, self.base_url, self.hint) from exc
+            raise BackendUnavailable(self.name, self.shown_url, self.hint) from None
+        if status >= 400:
+            raise BackendError(self.name, self.shown_url, status, summarise(body, kind) or "no detail")
         try:
             return json.loads(body) if body.strip() else None
         except ValueError:
-            raise BackendError(self.name, self.base_url, 200, "answer is not JSON (another service on "
-                               "this port?)") from None
-
-
-def _error_text(detail: str) -> str:
-    """The ``error`` field of a JSON error body, else the body itself."""
-    try:
-        data = json.loads(detail)
-    except ValueError:
-        return detail
-    if isinstance(data, dict):
-        return str(data.get("error") or data.get("message") or data.get("errors") or data)
-    return detail
+            detail = summarise(body, kind)
+            raise BackendError(self.name, self.shown_url, status, "answer is not JSON (another service on "
+                               "this port?)" + (f": {detail}" if detail else "")) from None

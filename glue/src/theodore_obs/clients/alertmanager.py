@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -9,9 +10,20 @@ from pathlib import Path
 from typing import Any
 
 from ..tools import ToolError, binary_path
-from ._http import HttpBackend
+from ._http import HttpBackend, path_segment
+from .shapes import BOOL, LABELS, STR, arr, obj
 
 MATCH_OPERATORS = ("!~", "=~", "!=", "=")
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+"""A label name as ``amtool`` takes it on its command line (never an ``--option``)."""
+SILENCE_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+"""Alertmanager's silence ids are UUIDs."""
+
+ALERTS = arr(obj(labels=LABELS, status=obj(state=STR), optional={"annotations": LABELS}))
+SILENCES = arr(obj(id=STR, status=obj(state=STR), startsAt=STR, endsAt=STR, createdBy=STR, comment=STR,
+                   matchers=arr(obj(name=STR, value=STR, isRegex=BOOL))))
+CREATED = obj(silenceID=STR)
+STATUS = obj(config=obj(original=STR))
 
 
 def parse_matcher(text: str) -> dict[str, Any]:
@@ -24,40 +36,56 @@ def parse_matcher(text: str) -> dict[str, Any]:
     raise ValueError(f"matcher {text!r}: expected NAME=VALUE, NAME!=VALUE, NAME=~RE or NAME!~RE")
 
 
+def label_name(text: str) -> str:
+    """``text`` if it is a plain label name, else ``ValueError``."""
+    if not LABEL_NAME.fullmatch(text):
+        raise ValueError(f"label name {text!r}: expected letters, digits and _ (not starting with a digit)")
+    return text
+
+
+def silence_id(text: str) -> str:
+    """``text`` if it is a silence id (a UUID), else ``ValueError``."""
+    if not SILENCE_ID.fullmatch(text):
+        raise ValueError(f"silence id {text!r}: expected a UUID like 1b4d3c2a-5e6f-4a7b-8c9d-0e1f2a3b4c5d")
+    return text
+
+
 class Alertmanager(HttpBackend):
     name = "Alertmanager"
 
     def alerts(self) -> list[dict[str, Any]]:
-        return self.get("/api/v2/alerts") or []
+        return self.shaped(self.get("/api/v2/alerts") or [], ALERTS)
 
     def silences(self) -> list[dict[str, Any]]:
-        return self.get("/api/v2/silences") or []
+        return self.shaped(self.get("/api/v2/silences") or [], SILENCES)
 
     def create_silence(self, matchers: list[dict[str, Any]], duration: timedelta, comment: str,
                        author: str) -> str:
         now = datetime.now(UTC)
         body = {"matchers": matchers, "startsAt": now.isoformat(), "endsAt": (now + duration).isoformat(),
                 "comment": comment, "createdBy": author}
-        return self.post("/api/v2/silences", body)["silenceID"]
+        return self.shaped(self.post("/api/v2/silences", body), CREATED)["silenceID"]
 
-    def expire_silence(self, silence_id: str) -> None:
-        self.delete(f"/api/v2/silence/{silence_id}")
+    def expire_silence(self, silence: str) -> None:
+        self.delete(f"/api/v2/silence/{path_segment(silence_id(silence))}")
 
     def config(self) -> str:
         """The configuration the running Alertmanager loaded (YAML text)."""
-        return self.get("/api/v2/status")["config"]["original"]
+        return self.shaped(self.get("/api/v2/status"), STATUS)["config"]["original"]
 
-    def receivers_for(self, labels: dict[str, str]) -> list[str]:
-        """Receivers the running configuration routes ``labels`` to, as ``amtool`` computes it."""
+    def receivers_for(self, labels: dict[str, str], config_text: str | None = None) -> list[str]:
+        """Receivers the running configuration (or ``config_text``) routes ``labels`` to, as
+        ``amtool`` computes it."""
+        config_text = self.config() if config_text is None else config_text
         try:
             amtool = binary_path("amtool")
         except ToolError as exc:
             raise RuntimeError(f"{exc}; build it with `theodore-obs tools alertmanager`") from None
         with tempfile.TemporaryDirectory() as tmp:
             config = Path(tmp) / "alertmanager.yml"
-            config.write_text(self.config())
+            config.write_text(config_text)
             run = subprocess.run([str(amtool), "config", "routes", "test", f"--config.file={config}",
-                                  *(f"{k}={v}" for k, v in labels.items())],
+                                  *(f"{label_name(k)}={v}" for k, v in labels.items())],
                                  capture_output=True, text=True, timeout=30, check=False)
         if run.returncode != 0:
             raise RuntimeError(f"amtool config routes test failed: {(run.stderr or run.stdout).strip()}")

@@ -7,6 +7,9 @@ import os
 from typing import Any
 
 from ._http import HttpBackend
+from .shapes import STR, arr, obj
+
+FOUND = arr(obj(title=STR, uid=STR, url=STR))
 
 
 class Grafana(HttpBackend):
@@ -27,4 +30,4 @@ class Grafana(HttpBackend):
 
     def search(self, query: str) -> list[dict[str, Any]]:
         """Dashboards whose title contains ``query``: ``[{"uid", "title", "url", ...}]``."""
-        return self.get("/api/search", {"type": "dash-db", "query": query}) or []
+        return self.shaped(self.get("/api/search", {"type": "dash-db", "query": query}) or [], FOUND)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import click
 
+from ._errors import OneLineGroup
 from .alerts import alerts
 from .cost import cost
 from .dashboard import dashboard
@@ -23,7 +24,7 @@ from .traces import traces
 COMMANDS = [status, metrics, logs, traces, alerts, health, dashboard, export, cost]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def observability() -> None:
     """Status, metrics, logs, traces, alerts and AI cost of Theodore's observability stack."""
 

@@ -2,35 +2,38 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
-import re
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from ..clients import BackendError, Backends, BackendUnavailable, backends_from_spec
+from ..clients import Backends, backends_from_spec
+from ..clients._http import BadURL, check_url, mask_url
 from ..clients.addresses import URL_ENV
 from ..spec import SpecError, load_spec
-
-EXIT_FAILED = 1
-"""The answer is bad news: something is unhealthy, not found, or a backend rejected the request."""
-EXIT_BAD_INPUT = 2
-"""Bad option or spec (click's usage errors use 2 as well)."""
-EXIT_BACKEND_DOWN = 3
-"""A backend did not answer; the message names it and how to start it."""
+from ._errors import EXIT_BACKEND_DOWN, EXIT_BAD_INPUT, EXIT_FAILED, fail, reports_errors
+from ._inputs import seconds, timestamp, write_json
 
 TIME_RANGES = ["1h", "6h", "24h", "7d"]
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+__all__ = ["EXIT_BACKEND_DOWN", "EXIT_BAD_INPUT", "EXIT_FAILED", "TIME_RANGES", "Context", "backend_options",
+           "console", "emit", "escape", "fail", "iso", "make_table", "markup", "operator_command",
+           "reports_errors", "seconds", "timestamp", "write_json"]
+
+SPEC_PROBLEMS = (SpecError, ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError)
+"""What loading a broken spec can raise; each is bad input (exit 2), not a traceback."""
 
 
 @dataclass(frozen=True)
@@ -41,26 +44,32 @@ class Context:
     backends: Backends
 
 
-def seconds(text: str) -> float:
-    """``90s``, ``30m``, ``1h``, ``7d``, ``2w`` (or several, ``1h30m``) in seconds."""
-    parts = re.findall(r"(\d+(?:\.\d+)?)([smhdw])", text.strip())
-    if not parts or "".join(n + u for n, u in parts) != text.strip():
-        raise click.BadParameter(f"{text!r}: expected a duration like 30m, 1h, 7d")
-    return sum(float(n) * _UNITS[u] for n, u in parts)
+def _url_option(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback: a ``--<backend>-url`` must be a URL that can be asked."""
+    try:
+        return None if value is None else check_url(value)
+    except BadURL as exc:
+        raise click.BadParameter(str(exc), param=param) from None
 
 
-def timestamp(text: str | None) -> float | None:
-    """Unix seconds from ``--at`` (unix seconds or ISO 8601), or None for now."""
-    if text is None:
-        return None
+def _spec(env: str, spec_path: Path | None) -> dict[str, Any]:
+    """The environment's spec, or exit 2 naming what is wrong with it."""
     try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise click.BadParameter(f"{text!r}: expected unix seconds or an ISO 8601 time") from None
+        return load_spec(env, spec_path).data
+    except SPEC_PROBLEMS as exc:
+        fail(str(exc) if isinstance(exc, SpecError) else
+             f"{spec_path or 'stack.yaml'}: cannot be used ({type(exc).__name__}: {exc})", EXIT_BAD_INPUT)
+
+
+def _backends(spec: dict[str, Any], overrides: dict[str, str | None]) -> Backends:
+    """The backends' addresses, each one checked (the spec's too); exit 2 on one that is not a URL."""
+    found = backends_from_spec(spec, overrides)
+    for field in dataclasses.fields(found):
+        try:
+            check_url(getattr(found, field.name))
+        except BadURL as exc:
+            fail(f"{field.name} address {exc}", EXIT_BAD_INPUT)
+    return found
 
 
 def backend_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -69,41 +78,17 @@ def backend_options(command: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(command)
     def wrapper(*args: Any, env: str, spec_path: Path | None, **kwargs: Any) -> Any:
         overrides = {name: kwargs.pop(f"{name}_url") for name in Backends.names()}
-        try:
-            spec = load_spec(env, spec_path).data
-        except SpecError as exc:
-            fail(str(exc), EXIT_BAD_INPUT)
-        return command(*args, ctx=Context(spec, backends_from_spec(spec, overrides)), **kwargs)
+        spec = _spec(env, spec_path)
+        return command(*args, ctx=Context(spec, _backends(spec, overrides)), **kwargs)
 
     for name in reversed(Backends.names()):
         wrapper = click.option(f"--{name}-url", f"{name}_url", envvar=URL_ENV.format(name=name.upper()),
+                               callback=_url_option,
                                help=f"{name.capitalize()} base URL (default: from the spec).")(wrapper)
     wrapper = click.option("--spec", "spec_path", type=click.Path(path_type=Path), envvar="THEODORE_OBS_SPEC",
                            help="Spec file (default: stack.yaml).")(wrapper)
     return click.option("--env", "env", default="local", show_default=True, envvar="THEODORE_OBS_ENV",
                         help="Environment of the spec.")(wrapper)
-
-
-def fail(message: str, code: int = EXIT_FAILED) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Backend failures become one line on stderr and an exit code, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except BackendUnavailable as exc:
-            fail(str(exc), EXIT_BACKEND_DOWN)
-        except BackendError as exc:
-            fail(str(exc), EXIT_FAILED)
-        except KeyboardInterrupt:
-            sys.exit(130)
-
-    return wrapper
 
 
 def operator_command(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -116,9 +101,22 @@ def console() -> Console:
     return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
+class PlainTable(Table):
+    """A rich table whose string cells print as they are: a backend's ``[/x]`` is text, not
+    markup (cells meant as markup are given as :func:`markup`)."""
+
+    def add_row(self, *cells: Any, **kwargs: Any) -> None:
+        super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kwargs)
+
+
+def markup(text: str) -> Text:
+    """Our own rich markup (``[green]ready[/]``) for a :class:`PlainTable` cell."""
+    return Text.from_markup(text)
+
+
 def make_table(title: str, columns: list[str], numeric: tuple[str, ...] = ()) -> Table:
-    """A rich table with these columns; the ``numeric`` ones right-aligned."""
-    table = Table(title=title)
+    """A :class:`PlainTable` with these columns; the ``numeric`` ones right-aligned."""
+    table = PlainTable(title=escape(title))
     for column in columns:
         table.add_column(column, justify="right" if column in numeric else "left")
     return table
@@ -132,16 +130,10 @@ def emit(data: Any, fmt: str) -> None:
         click.echo(json.dumps(data, indent=2, default=str))
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` to ``path`` whole or not at all (a temp file renamed over it)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        fail(f"{path}: cannot write: {exc.strerror}", EXIT_BAD_INPUT)
-
-
 def iso(unix_seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix_seconds))
+
+
+def shown(url: str) -> str:
+    """``url`` as it may be printed: its password masked."""
+    return mask_url(url)

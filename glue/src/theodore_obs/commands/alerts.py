@@ -9,7 +9,7 @@ from typing import Any
 import click
 import yaml
 
-from ..clients.alertmanager import Alertmanager, parse_matcher
+from ..clients.alertmanager import Alertmanager, label_name, parse_matcher, silence_id
 from ..clients.prometheus import Prometheus
 from ._common import (
     EXIT_BAD_INPUT,
@@ -22,6 +22,7 @@ from ._common import (
     operator_command,
     seconds,
 )
+from ._inputs import TEXT, checked, duration
 from .alert_list import active_alerts
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
@@ -33,7 +34,10 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), d
 def alerts(click_ctx: click.Context) -> None:
     """Firing and pending alerts (the default), routing, silences."""
     if click_ctx.invoked_subcommand is None:
-        click_ctx.invoke(list_alerts)
+        # A context of its own parses no arguments, so `list`'s options still read their
+        # environment variables (THEODORE_OBS_SPEC, THEODORE_OBS_*_URL) and run their checks.
+        with list_alerts.make_context("list", [], parent=click_ctx) as list_ctx:
+            list_alerts.invoke(list_ctx)
 
 
 @alerts.command("list")
@@ -58,35 +62,48 @@ def list_alerts(ctx: Context, state: str, fmt: str) -> None:
 
 
 def _labels(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``NAME=VALUE`` pairs as labels; a name must be a plain label name (never an amtool flag)."""
     labels = {}
     for pair in pairs:
         name, found, value = pair.partition("=")
-        if not found or not name:
+        if not found:
             fail(f"label {pair!r}: expected NAME=VALUE", EXIT_BAD_INPUT)
-        labels[name] = value
+        try:
+            labels[label_name(name)] = value
+        except ValueError as exc:
+            fail(f"label {pair!r}: {exc}", EXIT_BAD_INPUT)
     return labels
 
 
 def integrations(config_text: str) -> dict[str, list[str]]:
-    """Receiver name → its integrations (``slack``, ``pagerduty``, …) in an Alertmanager config."""
-    config = yaml.safe_load(config_text) or {}
-    return {r["name"]: sorted(k.removesuffix("_configs") for k in r if k.endswith("_configs"))
-            for r in config.get("receivers", [])}
+    """Receiver name → its integrations (``slack``, ``pagerduty``, …) in an Alertmanager config
+    (nothing for a config that is not YAML or has no receivers list)."""
+    try:
+        config = yaml.safe_load(config_text)
+    except yaml.YAMLError:
+        return {}
+    receivers = config.get("receivers") if isinstance(config, dict) else None
+    if not isinstance(receivers, list):
+        return {}
+    return {str(r.get("name")): sorted(key.removesuffix("_configs") for key in map(str, r)
+                                       if key.endswith("_configs"))
+            for r in receivers if isinstance(r, dict)}
 
 
 @alerts.command()
-@click.argument("labels", nargs=-1, required=True)
+@click.argument("labels", nargs=-1, required=True, type=TEXT)
 @FORMAT
 @operator_command
 def routes(ctx: Context, labels: tuple[str, ...], fmt: str) -> None:
     """Receivers an alert with LABELS (severity=critical service=api) is routed to."""
     alertmanager = Alertmanager(ctx.backends.alertmanager)
     wanted = _labels(labels)
+    config = alertmanager.config()
     try:
-        names = alertmanager.receivers_for(wanted)
+        names = alertmanager.receivers_for(wanted, config)
     except RuntimeError as exc:
         fail(str(exc), EXIT_FAILED)
-    kinds = integrations(alertmanager.config())
+    kinds = integrations(config)
     receivers = [{"name": n, "integrations": kinds.get(n, [])} for n in names]
     if fmt == "json":
         emit({"labels": wanted, "receivers": receivers}, "json")
@@ -108,26 +125,23 @@ def _silence_row(s: dict[str, Any]) -> dict[str, Any]:
 
 
 @silence.command("create")
-@click.option("--matcher", "-m", "matchers", multiple=True, required=True,
+@click.option("--matcher", "-m", "matchers", multiple=True, required=True, type=TEXT,
+              callback=checked(parse_matcher),
               help="NAME=VALUE, NAME!=VALUE, NAME=~RE or NAME!~RE (repeat for several).")
-@click.option("--duration", default="2h", show_default=True, help="How long: 30m, 2h, 1d.")
-@click.option("--comment", required=True, help="Why (shown to everyone who sees the silence).")
-@click.option("--author", default=getpass.getuser, show_default="current user")
+@click.option("--duration", default="2h", show_default=True, callback=duration, help="How long: 30m, 2h, 1d.")
+@click.option("--comment", required=True, type=TEXT, help="Why (shown to everyone who sees the silence).")
+@click.option("--author", type=TEXT, default=getpass.getuser, show_default="current user")
 @FORMAT
 @operator_command
-def create_silence(ctx: Context, matchers: tuple[str, ...], duration: str, comment: str, author: str,
-                   fmt: str) -> None:
+def create_silence(ctx: Context, matchers: tuple[dict[str, Any], ...], duration: str, comment: str,
+                   author: str, fmt: str) -> None:
     """Silence alerts matching every MATCHER for DURATION."""
-    try:
-        parsed = [parse_matcher(m) for m in matchers]
-    except ValueError as exc:
-        fail(f"--matcher: {exc}", EXIT_BAD_INPUT)
-    silence_id = Alertmanager(ctx.backends.alertmanager).create_silence(
-        parsed, timedelta(seconds=seconds(duration)), comment, author)
+    created = Alertmanager(ctx.backends.alertmanager).create_silence(
+        list(matchers), timedelta(seconds=seconds(duration)), comment, author)
     if fmt == "json":
-        emit({"silence_id": silence_id}, "json")
+        emit({"silence_id": created}, "json")
     else:
-        click.echo(f"created silence {silence_id} for {duration}")
+        click.echo(f"created silence {created} for {duration}")
 
 
 @silence.command("list")
@@ -149,9 +163,9 @@ def list_silences(ctx: Context, show_all: bool, fmt: str) -> None:
 
 
 @silence.command("expire")
-@click.argument("silence_id")
+@click.argument("silence", metavar="SILENCE_ID", type=TEXT, callback=checked(silence_id))
 @operator_command
-def expire_silence(ctx: Context, silence_id: str) -> None:
-    """End the silence SILENCE_ID now."""
-    Alertmanager(ctx.backends.alertmanager).expire_silence(silence_id)
-    click.echo(f"expired silence {silence_id}")
+def expire_silence(ctx: Context, silence: str) -> None:
+    """End the silence SILENCE_ID (a UUID) now."""
+    Alertmanager(ctx.backends.alertmanager).expire_silence(silence)
+    click.echo(f"expired silence {silence}")

@@ -6,7 +6,6 @@ from the spec (``ai.budgets``). Every number is a PromQL answer at one evaluatio
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import click
@@ -17,12 +16,13 @@ from ._common import (
     Context,
     console,
     emit,
+    escape,
     iso,
     make_table,
     operator_command,
     seconds,
-    timestamp,
 )
+from ._inputs import AT, at_or_now
 from .catalogue import catalogued
 
 COST, TOKENS, DURATION, RESEARCH = catalogued(
@@ -179,17 +179,17 @@ def _print(report: dict[str, Any]) -> None:
               f"projected {_usd(b['projected_daily_usd'])}/day")
     quiet = [{"message": "no recommendations: nothing stands out in this range"}]
     for r in report["recommendations"] or quiet:
-        out.print(f"• {r['message']}")
+        out.print(f"• {escape(r['message'])}")
 
 
 @click.command()
 @click.option("--time-range", type=click.Choice(TIME_RANGES), default="24h", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--at", "at_text", help="Evaluate at this time (unix seconds or ISO 8601; default now).")
+@AT
 @operator_command
 def cost(ctx: Context, time_range: str, fmt: str, at_text: str | None) -> None:
     """AI spend and tokens by provider, model and operation, against the budget, with advice."""
-    at = timestamp(at_text) or time.time()
+    at = at_or_now(at_text)
     report = cost_report(Prometheus(ctx.backends.prometheus), ctx.spec.get("ai", {}).get("budgets", {}),
                          time_range, at)
     if fmt == "json":

@@ -10,12 +10,13 @@ import click
 
 from ..clients.jaeger import Jaeger
 from ..clients.loki import Loki
-from ..clients.prometheus import Prometheus
+from ..clients.prometheus import Prometheus, metric_name
 from . import logs as logs_command
 from . import traces as traces_command
 from ._common import TIME_RANGES, Context, iso, operator_command, seconds, write_json
+from ._inputs import LIMIT, TEXT, checked, output_file
 from .catalogue import catalogue
-from .metrics import metric_kind
+from .metrics import metric_kind, name_selector
 
 MAX_POINTS = 500
 """Samples per series at most; the step grows with the range (never under 15s)."""
@@ -24,12 +25,11 @@ MAX_POINTS = 500
 def export_metrics(prometheus: Prometheus, names: list[str], start: float, end: float,
                    job: str | None) -> dict[str, Any]:
     step = max(15.0, round((end - start) / MAX_POINTS))
-    job_matcher = f',job="{job}"' if job else ""
     series = []
     for name in names:
         kind = metric_kind(prometheus, name)
         match = f"{name}_bucket|{name}_sum|{name}_count" if kind == "histogram" else name
-        for row in prometheus.query_range(f'{{__name__=~"{match}"{job_matcher}}}', start, end, step):
+        for row in prometheus.query_range(name_selector(match, job), start, end, step):
             labels = {k: v for k, v in row["metric"].items() if k != "__name__"}
             series.append({"name": row["metric"]["__name__"], "type": kind, "labels": labels,
                            "values": [[t, float(v)] for t, v in row["values"]]})
@@ -39,12 +39,13 @@ def export_metrics(prometheus: Prometheus, names: list[str], start: float, end: 
 @click.command("export")
 @click.argument("signal", type=click.Choice(["metrics", "logs", "traces"]))
 @click.option("--time-range", type=click.Choice(TIME_RANGES), default="1h", show_default=True)
-@click.option("--output", "-o", "output", type=click.Path(path_type=Path, dir_okay=False),
-              help="JSON file to write (default: theodore-SIGNAL-<time>.json).")
-@click.option("--metric-name", "metric_names", multiple=True, help="Metrics to export (default: catalogue).")
-@click.option("--component", help="Job (metrics), service or logger (logs), service (traces).")
-@click.option("--correlation-id", help="Logs and traces of this request only.")
-@click.option("--limit", default=5000, show_default=True, help="At most this many log lines or traces.")
+@output_file("--output", "-o", "output", help="JSON file to write (default: theodore-SIGNAL-<time>.json).")
+@click.option("--metric-name", "metric_names", multiple=True, type=TEXT, callback=checked(metric_name),
+              help="Metrics to export (default: catalogue).")
+@click.option("--component", type=TEXT, help="Job (metrics), service or logger (logs), service (traces).")
+@click.option("--correlation-id", type=TEXT, help="Logs and traces of this request only.")
+@click.option("--limit", type=LIMIT, default=5000, show_default=True,
+              help="At most this many log lines or traces.")
 @operator_command
 def export(ctx: Context, signal: str, time_range: str, output: Path | None, metric_names: tuple[str, ...],
            component: str | None, correlation_id: str | None, limit: int) -> None:

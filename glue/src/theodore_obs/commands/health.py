@@ -2,46 +2,33 @@
 
 from __future__ import annotations
 
-import json
-import sys
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import click
 
+from ..clients._http import get_json, mask_url, shape_error
+from ..clients.shapes import BOOL, STR, arr, obj
 from ..endpoints import Endpoint, probe
 from ..spec import observed_services
-from ._common import EXIT_FAILED, Context, console, emit, make_table, operator_command
+from ._common import EXIT_FAILED, Context, console, emit, fail, make_table, markup, operator_command
 from .status import component_endpoints
 
 APP_PATHS = {"ready": "/readyz", "status": "/status"}
 """Siblings of an app's ``health_path`` that ``telemetry.health`` serves (absent → not reported)."""
-
-
-def _get_json(url: str) -> tuple[int | None, Any]:
-    try:
-        with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 (spec's loopback URLs)
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.loads(exc.read() or b"null")
-        except ValueError:
-            return exc.code, None
-    except (OSError, ValueError):
-        return None, None
+READY = obj(optional={"failing": arr(STR)})
+STATUS = obj(checks=arr(obj(name=STR, healthy=BOOL)))
 
 
 def app_details(base: str) -> dict[str, Any]:
     """Readiness (failing checks) and per-check status of an app, when it serves them."""
     found: dict[str, Any] = {}
-    code, body = _get_json(base + APP_PATHS["ready"])
-    if code in (200, 503) and isinstance(body, dict):
+    code, body = get_json(base + APP_PATHS["ready"])
+    if code in (200, 503) and shape_error(body, READY) is None:
         found["ready"] = code == 200
         found["failing"] = body.get("failing", [])
-    code, body = _get_json(base + APP_PATHS["status"])
-    if code == 200 and isinstance(body, dict) and "checks" in body:
+    code, body = get_json(base + APP_PATHS["status"])
+    if code == 200 and shape_error(body, STATUS) is None:
         found["checks"] = [{"name": c["name"], "healthy": c["healthy"], "critical": c.get("critical"),
                             "detail": c.get("detail"), "latency_ms": c.get("latency_ms")}
                            for c in body["checks"]]
@@ -50,7 +37,8 @@ def app_details(base: str) -> dict[str, Any]:
 
 def _check(endpoint: Endpoint, kind: str, required: bool, app_base: str | None) -> dict[str, Any]:
     health = probe(endpoint, timeout=3)
-    row = {"component": endpoint.component, "kind": kind, "required": required, "url": endpoint.ready_url,
+    row = {"component": endpoint.component, "kind": kind, "required": required,
+           "url": mask_url(endpoint.ready_url),
            "healthy": health.healthy, "detail": health.detail, "latency_ms": health.latency_ms}
     if app_base and health.healthy:
         row.update(app_details(app_base))
@@ -81,8 +69,8 @@ def health(ctx: Context, fmt: str) -> None:
         table = make_table("Health", ["component", "kind", "state", "latency", "detail"],
                            numeric=("latency",))
         for r in report["components"]:
-            state = "[green]ready[/]" if r["healthy"] else ("[red]NOT READY[/]" if r["required"]
-                                                           else "[yellow]absent (optional)[/]")
+            state = markup("[green]ready[/]" if r["healthy"] else ("[red]NOT READY[/]" if r["required"]
+                                                                  else "[yellow]absent (optional)[/]"))
             detail = r["detail"]
             if r.get("failing"):
                 detail += "; failing: " + ", ".join(r["failing"])
@@ -92,4 +80,5 @@ def health(ctx: Context, fmt: str) -> None:
             table.add_row(r["component"], r["kind"], state, f"{r['latency_ms']:.1f}ms", detail)
         console().print(table)
     if not report["healthy"]:
-        sys.exit(EXIT_FAILED)
+        down = [r["component"] for r in report["components"] if r["required"] and not r["healthy"]]
+        fail(f"not ready: {', '.join(down)}", EXIT_FAILED)

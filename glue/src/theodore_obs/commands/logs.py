@@ -10,27 +10,25 @@ from typing import Any
 
 import click
 
-from ..clients.loki import Loki
+from ..clients.loki import Loki, logql_string
 from ._common import Context, emit, operator_command, seconds, write_json
+from ._inputs import LIMIT, SECONDS, SINCE, TEXT, output_file
 
 MIN_SEVERITY = {"debug": 5, "info": 9, "warn": 13, "error": 17}
 """OpenTelemetry severity numbers where each level starts; ``--level`` shows it and above."""
 
 
-def _quote(value: str) -> str:
-    return json.dumps(value)
-
-
 def logql(level: str | None = None, component: str | None = None, correlation_id: str | None = None,
           search: str | None = None) -> str:
-    """The LogQL query for the filters (labels and structured metadata the OTLP ingestion sets)."""
+    """The LogQL query for the filters (labels and structured metadata the OTLP ingestion sets);
+    every user value is a quoted, escaped LogQL string."""
     query = '{service_name=~".+"}'
     if search:
-        query += f" |= {_quote(search)}"
+        query += f" |= {logql_string(search)}"
     if component:
-        query += f" | service_name={_quote(component)} or scope_name={_quote(component)}"
+        query += f" | service_name={logql_string(component)} or scope_name={logql_string(component)}"
     if correlation_id:
-        query += f" | correlation_id={_quote(correlation_id)}"
+        query += f" | correlation_id={logql_string(correlation_id)}"
     if level:
         query += f" | severity_number >= {MIN_SEVERITY[level]}"
     return query
@@ -105,18 +103,17 @@ def follow(loki: Loki, query: str, start_ns: int, interval: float, max_lines: in
 
 @click.command()
 @click.option("--level", type=click.Choice(list(MIN_SEVERITY)), help="This level and above.")
-@click.option("--component", help="A service (theodore-demo) or logger (theodore_demo).")
-@click.option("--correlation-id", help="Only lines of this request.")
-@click.option("--since", default="1h", show_default=True, help="How far back: 30m, 1h, 2d.")
+@click.option("--component", type=TEXT, help="A service (theodore-demo) or logger (theodore_demo).")
+@click.option("--correlation-id", type=TEXT, help="Only lines of this request.")
+@SINCE
 @click.option("--follow", "follow_", is_flag=True, help="Keep printing new lines until Ctrl-C.")
-@click.option("--search", help="Only lines containing this text.")
+@click.option("--search", type=TEXT, help="Only lines containing this text.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--export", "export_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="Also write the lines as a JSON document to this file.")
-@click.option("--limit", default=100, show_default=True, help="At most this many lines (newest).")
-@click.option("--interval", default=1.0, hidden=True, help="Seconds between --follow polls.")
-@click.option("--max-lines", type=int, hidden=True, help="Stop --follow after this many lines.")
-@click.option("--max-seconds", type=float, hidden=True, help="Stop --follow after this long.")
+@output_file("--export", "export_path", help="Also write the lines as a JSON document to this file.")
+@click.option("--limit", type=LIMIT, default=100, show_default=True, help="At most this many lines (newest).")
+@click.option("--interval", type=SECONDS, default=1.0, hidden=True, help="Seconds between --follow polls.")
+@click.option("--max-lines", type=LIMIT, hidden=True, help="Stop --follow after this many lines.")
+@click.option("--max-seconds", type=SECONDS, hidden=True, help="Stop --follow after this long.")
 @operator_command
 def logs(ctx: Context, level: str | None, component: str | None, correlation_id: str | None, since: str,
          follow_: bool, search: str | None, fmt: str, export_path: Path | None, limit: int,

@@ -13,7 +13,7 @@ import click
 from rich.live import Live
 from rich.table import Table
 
-from ..clients.prometheus import Prometheus
+from ..clients.prometheus import Prometheus, label_value, metric_name
 from ._common import (
     TIME_RANGES,
     Context,
@@ -22,9 +22,9 @@ from ._common import (
     iso,
     make_table,
     operator_command,
-    timestamp,
     write_json,
 )
+from ._inputs import AT, LIMIT, SECONDS, TEXT, at_or_now, checked, output_file
 from .catalogue import catalogue, names_with
 
 
@@ -56,7 +56,7 @@ def _number(text: str) -> float | None:
 def metric_report(prometheus: Prometheus, name: str, window: str, job: str | None,
                   at: float) -> dict[str, Any]:
     kind = metric_kind(prometheus, name)
-    selector = f'{{job="{job}"}}' if job else ""
+    selector = f"{{job={label_value(job)}}}" if job else ""
     series: dict[str, dict[str, Any]] = {}
     for field, promql in _queries(name, kind, selector, window).items():
         for row in prometheus.query(promql, at):
@@ -107,8 +107,7 @@ def exposition(prometheus: Prometheus, names: list[str], job: str | None, at: fl
     for name in names:
         kind = metric_kind(prometheus, name)
         match = f"{name}|{name}_bucket|{name}_sum|{name}_count" if kind == "histogram" else name
-        job_matcher = f',job="{job}"' if job else ""
-        rows = prometheus.query(f'{{__name__=~"{match}"{job_matcher}}}', at)
+        rows = prometheus.query(name_selector(match, job), at)
         if not rows:
             continue
         help_text = (catalogue().get(name) or {}).get("help")
@@ -121,22 +120,30 @@ def exposition(prometheus: Prometheus, names: list[str], job: str | None, at: fl
     return "\n".join(lines)
 
 
+def name_selector(names: str, job: str | None) -> str:
+    """``{__name__=~"NAMES",job="JOB"}`` with both values escaped as PromQL strings."""
+    job_matcher = f",job={label_value(job)}" if job else ""
+    return f"{{__name__=~{label_value(names)}{job_matcher}}}"
+
+
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 @click.command()
-@click.option("--metric-name", help="One metric (a catalogue name, or any name Prometheus has).")
+@click.option("--metric-name", type=TEXT, callback=checked(metric_name),
+              help="One metric (a catalogue name, or any name Prometheus has).")
 @click.option("--time-range", type=click.Choice(TIME_RANGES), default="1h", show_default=True)
-@click.option("--component", help="A word of the metric names (ai, storage, cache) or a job (theodore-demo).")
+@click.option("--component", type=TEXT,
+              help="A word of the metric names (ai, storage, cache) or a job (theodore-demo).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "prometheus"]), default="table",
               show_default=True)
 @click.option("--live", is_flag=True, help="Refresh the table until Ctrl-C.")
-@click.option("--interval", default=5.0, show_default=True, help="Seconds between --live refreshes.")
-@click.option("--iterations", type=int, hidden=True, help="Stop --live after this many refreshes.")
-@click.option("--export", "export_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="Also write the JSON report to this file.")
-@click.option("--at", "at_text", help="Evaluate at this time (unix seconds or ISO 8601; default now).")
+@click.option("--interval", type=SECONDS, default=5.0, show_default=True,
+              help="Seconds between --live refreshes.")
+@click.option("--iterations", type=LIMIT, hidden=True, help="Stop --live after this many refreshes.")
+@output_file("--export", "export_path", help="Also write the JSON report to this file.")
+@AT
 @operator_command
 def metrics(ctx: Context, metric_name: str | None, time_range: str, component: str | None, fmt: str,
             live: bool, interval: float, iterations: int | None, export_path: Path | None,
@@ -144,7 +151,7 @@ def metrics(ctx: Context, metric_name: str | None, time_range: str, component: s
     """Current values, increases and latency quantiles of the catalogue metrics."""
     prometheus = Prometheus(ctx.backends.prometheus)
     names, job = selected_names(metric_name, component)
-    at = timestamp(at_text) or time.time()
+    at = at_or_now(at_text)
     if live:
         _live(prometheus, names, time_range, job, interval, iterations)
         return

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from typing import Any
 
 import click
@@ -12,7 +11,9 @@ from ..clients import BackendError, BackendUnavailable
 from ..clients.alertmanager import Alertmanager
 from ..clients.prometheus import Prometheus
 from ..endpoints import Endpoint, probe_all, service_endpoints, stack_endpoints
-from ._common import EXIT_BAD_INPUT, EXIT_FAILED, Context, console, emit, fail, make_table, operator_command
+from ._common import Context, console, emit, escape, make_table, markup, operator_command
+from ._errors import EXIT_BAD_INPUT, EXIT_FAILED, fail
+from ._inputs import TEXT
 from .alert_list import active_alerts
 
 
@@ -80,14 +81,15 @@ def _print_table(report: dict[str, Any], alerts_only: bool, detailed: bool) -> N
         table = make_table("Components", ["component", "state", "latency", "version", "detail"],
                            numeric=("latency",))
         for h in report["components"]:
-            state = "[green]healthy[/]" if h["healthy"] else "[red]DOWN[/]"
+            state = markup("[green]healthy[/]" if h["healthy"] else "[red]DOWN[/]")
             table.add_row(h["component"], state, f"{h['latency_ms']:.1f}ms", h["version"] or "-", h["detail"])
         out.print(table)
         summary = report["targets_summary"]
         if summary is not None:
             out.print(f"scrape targets: {summary['up']} up, {summary['down']} down")
             for t in summary["down_targets"]:
-                out.print(f"  [red]down[/] {t['job']} {t['instance']}: {t['last_error'] or '-'}")
+                where = f"{t['job']} {t['instance']}: {t['last_error'] or '-'}"
+                out.print(f"  [red]down[/] {escape(where)}")
         if detailed and report.get("targets"):
             targets = make_table("Scrape targets", ["job", "instance", "health", "last scrape"])
             for t in report["targets"]:
@@ -95,7 +97,7 @@ def _print_table(report: dict[str, Any], alerts_only: bool, detailed: bool) -> N
             out.print(targets)
     _print_alerts(out, report["alerts"])
     for name, error in report.get("errors", {}).items():
-        out.print(f"[yellow]{name} unavailable:[/] {error}")
+        out.print(f"[yellow]{name} unavailable:[/] {escape(error)}")
 
 
 def _print_alerts(out: Any, alerts: list[dict[str, Any]] | None) -> None:
@@ -111,7 +113,7 @@ def _print_alerts(out: Any, alerts: list[dict[str, Any]] | None) -> None:
 
 
 @click.command()
-@click.option("--component", help="Only this component (e.g. loki, theodore-demo).")
+@click.option("--component", type=TEXT, help="Only this component (e.g. loki, theodore-demo).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "yaml"]), default="table",
               show_default=True)
 @click.option("--detailed", is_flag=True, help="Also list every scrape target.")
@@ -133,4 +135,5 @@ def status(ctx: Context, component: str | None, fmt: str, detailed: bool, alerts
     else:
         emit(report, fmt)
     if not report.get("healthy", True):
-        sys.exit(EXIT_FAILED)
+        down = [c["component"] for c in report["components"] if not c["healthy"]]
+        fail(f"not healthy: {', '.join(down)}", EXIT_FAILED)

@@ -11,7 +11,10 @@ from rich.table import Table
 from rich.tree import Tree
 
 from ..clients.jaeger import Jaeger
-from ._common import EXIT_FAILED, Context, console, emit, fail, iso, make_table, operator_command, seconds
+from ..clients.jaeger import trace_id as checked_trace_id
+from ._common import Context, console, emit, escape, iso, make_table, markup, operator_command
+from ._errors import EXIT_FAILED, fail
+from ._inputs import LIMIT, SINCE, TEXT, checked, seconds
 
 CORRELATION_ATTRIBUTE = "theodore.correlation_id"
 """The span attribute our correlation middleware sets (``telemetry.correlation.SPAN_ATTRIBUTE``;
@@ -79,8 +82,8 @@ def search(jaeger: Jaeger, service: str | None, correlation_id: str | None, erro
 
 def span_tree(trace: dict[str, Any]) -> Tree:
     begin = min(s["start_us"] for s in trace["spans"])
-    tree = Tree(f"[bold]trace {trace['trace_id']}[/] {trace['duration_ms']:.1f}ms, "
-                f"{trace['span_count']} spans" + (f", correlation {trace['correlation_id']}"
+    tree = Tree(f"[bold]trace {escape(trace['trace_id'])}[/] {trace['duration_ms']:.1f}ms, "
+                f"{trace['span_count']} spans" + (f", correlation {escape(trace['correlation_id'])}"
                                                  if trace["correlation_id"] else ""))
     children: dict[str | None, list[dict[str, Any]]] = {}
     ids = {s["span_id"] for s in trace["spans"]}
@@ -91,7 +94,8 @@ def span_tree(trace: dict[str, Any]) -> Tree:
         for s in children.get(parent, []):
             mark = " [red]ERROR[/]" if s["error"] else ""
             offset = (s["start_us"] - begin) / 1000
-            add(node.add(f"{s['operation']} [dim]({s['service']})[/] {s['duration_ms']:.2f}ms "
+            name = f"{escape(s['operation'])} [dim]({escape(str(s['service']))})[/]"
+            add(node.add(f"{name} {s['duration_ms']:.2f}ms "
                          f"[dim]+{offset:.1f}ms[/]{mark}"), s["span_id"])
 
     add(tree, None)
@@ -105,7 +109,7 @@ def trace_table(traces: list[dict[str, Any]]) -> Table:
     for t in traces:
         table.add_row(t["trace_id"], t["start"], f"{t['root_service']}: {t['root_operation']}",
                       str(t["span_count"]), f"{t['duration_ms']:.1f}ms",
-                      "[red]yes[/]" if t["error"] else "no", t["correlation_id"] or "-")
+                      markup("[red]yes[/]") if t["error"] else "no", t["correlation_id"] or "-")
     return table
 
 
@@ -114,13 +118,14 @@ def public(trace: dict[str, Any]) -> dict[str, Any]:
 
 
 @click.command()
-@click.option("--trace-id", help="Show this trace as a span tree.")
-@click.option("--correlation-id", help=f"Traces whose spans carry this {CORRELATION_ATTRIBUTE}.")
-@click.option("--service", help="Only traces of this service (default: every service).")
+@click.option("--trace-id", type=TEXT, callback=checked(checked_trace_id),
+              help="Show this trace as a span tree (16 or 32 hex digits).")
+@click.option("--correlation-id", type=TEXT, help=f"Traces whose spans carry this {CORRELATION_ATTRIBUTE}.")
+@click.option("--service", type=TEXT, help="Only traces of this service (default: every service).")
 @click.option("--min-duration", callback=lambda _c, _p, v: go_duration(v), help="e.g. 250ms, 1.5s.")
 @click.option("--errors", is_flag=True, help="Only traces with an error span.")
-@click.option("--since", default="1h", show_default=True, help="How far back: 30m, 1h, 2d.")
-@click.option("--limit", default=20, show_default=True)
+@SINCE
+@click.option("--limit", type=LIMIT, default=20, show_default=True)
 @click.option("--tree/--no-tree", default=None, help="Span trees (default: for --trace-id/--correlation-id).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @operator_command
