@@ -31,8 +31,8 @@ def arr(items: dict[str, Any], min_items: int = 0, nullable: bool = False) -> di
 
 
 def pair(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
-    """A two-element array ``[first, second]``."""
-    return {"type": "array", "prefixItems": [first, second], "minItems": 2, "maxItems": 2}
+    """An array starting ``[first, second]`` (Loki may add a third element: metadata)."""
+    return {"type": "array", "prefixItems": [first, second], "minItems": 2}
 
 
 SAMPLE = pair(NUM, SAMPLE_VALUE)
