@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
+import json
+import logging
+from collections.abc import Callable, Iterator
+
 import pytest
+import structlog
+from theodore_obs.telemetry import configure_logging
+from theodore_obs.telemetry.logs import (
+    JSONFormatter,
+    _NamedWriteLogger,
+    safe_bound_logger,
+)
 from theodore_obs.telemetry.redact import REDACTED, Redactor
+
+from . import secret_corpus
 
 SENSITIVE = ["password", "token", "key", "secret", "api_key", "authorization", "credential",
              "auth", "session_id", "apiKey", "X-Auth-Token", "sessionId", "passwordHash",
-             "db_credentials", "Authorization", "client_secret", "refresh_token"]
+             "db_credentials", "Authorization", "client_secret", "refresh_token", "pwd", "pass",
+             "passwd", "db_pass", "apikey", "api-key", "x-api-key", "cookie", "set-cookie", "session",
+             "sessionid", "private_key", "access_token", "PGPASSWORD", "clientSecret", "api_key_b64"]
 NOT_SENSITIVE = ["monkey", "keyboard", "author", "turkey", "token_count", "input_tokens",
-                 "auth_method", "keynote", "secretary_name", "passenger"]
+                 "auth_method", "keynote", "secretary_name", "passenger", "primary_key", "cache_key",
+                 "key_count", "sort_key", "public_key", "page_token", "partitionKey"]
 
 
 @pytest.mark.parametrize("key", SENSITIVE)
@@ -73,3 +91,172 @@ def test_extra_sensitive_keys_are_configurable() -> None:
     redactor = Redactor(["password", "ssn"])
     assert redactor.value({"ssn": "123", "token": "kept: not in this list"}) == {
         "ssn": REDACTED, "token": "kept: not in this list"}
+
+
+def test_card_numbers_are_luhn_checked() -> None:
+    assert Redactor().text("card 4111 1111 1111 1111 ok") == f"card {REDACTED} ok"
+    assert Redactor().text("card 4111-1111-1111-1112 ok") == "card 4111-1111-1111-1112 ok"
+
+
+def test_containers_of_any_kind_keep_their_harmless_values() -> None:
+    redacted = Redactor().value({(1, 2): "x", 3: {"a"}, "pairs": [("name", "ada"), ("token", "t")]})
+    assert redacted == {"(1, 2)": "x", 3: ["a"], "pairs": [["name", "ada"], ["token", REDACTED]]}
+
+
+# --- The corpus, through the real pipeline of logs.py ---------------------------------------
+
+@dataclasses.dataclass
+class Holder:
+    """A dataclass: orjson writes its fields, so the redactor must see them."""
+    label: str
+    detail: object
+
+
+class Pipeline:
+    """``configure_logging`` writing to a buffer; ``emit`` returns what one case wrote."""
+
+    def __init__(self) -> None:
+        self.stream = io.StringIO()
+        configure_logging(service="svc", environment="test", otlp=False, stream=self.stream)
+
+    def output(self, emit: Callable[[], None]) -> str:
+        start = len(self.stream.getvalue())
+        emit()
+        return self.stream.getvalue()[start:]
+
+    def lines(self, emit: Callable[[], None]) -> list[dict]:
+        return [json.loads(line) for line in self.output(emit).splitlines()]
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Iterator[Pipeline]:
+    root = logging.getLogger()
+    saved = list(root.handlers), root.level
+    yield Pipeline()
+    root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+    structlog.reset_defaults()
+
+
+def _raise(text: str) -> None:
+    raise ValueError(f"upstream said: {text}")
+
+
+def _every_placement(text: str) -> None:
+    """``text`` logged every way an application or a library can: message, ``%s`` arguments,
+    exception text and traceback, containers of every kind, a dataclass, reserved fields."""
+    log, lib = structlog.get_logger("app"), logging.getLogger("lib")
+    log.info(f"seen {text}")
+    log.info("seen %s", text)
+    log.info("nested", payload={"list": [text], "pair": ("note", text), "set": {text}, "frozen": frozenset([text]),
+                                (1, text): "tuple key", "deep": [{"x": (text,)}]}, holder=Holder("h", [text]))
+    log.info("reserved", component=text, category=text, service=text, span_id=text, level_note=text)
+    try:
+        _raise(text)
+    except ValueError as error:
+        log.exception("failed", error=error)
+        lib.exception("library failed on %s", text)
+    lib.warning("seen %s", text)
+    lib.warning(text)
+    lib.warning("extra", extra={"payload": [("note", text)], "component": text, "category": text})
+
+
+@pytest.mark.parametrize(("text", "secret"), secret_corpus.SECRET_TEXTS)
+def test_every_secret_shape_is_caught_everywhere(pipeline: Pipeline, text: str, secret: str) -> None:
+    raw = pipeline.output(lambda: _every_placement(text))
+    assert len(raw.splitlines()) == 9
+    assert secret not in raw
+    assert secret not in raw.replace("\\n", "\n")  # nor in a PEM block's lines once unescaped
+
+
+@pytest.mark.parametrize(("key", "secret"), secret_corpus.SECRET_KEYS)
+def test_every_secret_key_is_caught_everywhere(pipeline: Pipeline, key: str, secret: str) -> None:
+    def emit() -> None:
+        structlog.get_logger("app").info("kw", **{key: secret})
+        structlog.get_logger("app").info("nested", payload={"headers": {key: secret}, "pairs": [(key, secret)]})
+        structlog.get_logger("app").info(f"{key}={secret}")
+        logging.getLogger("lib").warning("extra", extra={key: secret})
+        logging.getLogger("lib").warning("%s: %s", key, secret)
+
+    raw = pipeline.output(emit)
+    assert len(raw.splitlines()) == 5 and secret not in raw
+
+
+@pytest.mark.parametrize("text", secret_corpus.HARMLESS_TEXTS)
+def test_every_harmless_text_is_kept_verbatim(pipeline: Pipeline, text: str) -> None:
+    def emit() -> None:
+        structlog.get_logger("app").info(text, value=text, nested={"list": [text]}, component=text)
+        logging.getLogger("lib").warning("%s", text, extra={"value": text})
+
+    ours, library = pipeline.lines(emit)
+    assert ours["message"] == ours["value"] == ours["component"] == text
+    assert ours["nested"] == {"list": [text]}
+    assert library["message"] == library["value"] == text
+
+
+@pytest.mark.parametrize(("key", "value"), secret_corpus.HARMLESS_KEYS)
+def test_every_harmless_key_is_kept(pipeline: Pipeline, key: str, value: str) -> None:
+    (record,) = pipeline.lines(lambda: structlog.get_logger("app").info("kw", **{key: value},
+                                                                       nested={key: value}))
+    assert record[key] == value and record["nested"] == {key: value}
+
+
+def test_the_corpus_is_big_enough() -> None:
+    print(f"secret cases: {secret_corpus.SECRET_CASES}, harmless cases: {secret_corpus.HARMLESS_CASES}")
+    assert secret_corpus.SECRET_CASES >= 100
+    assert secret_corpus.HARMLESS_CASES >= 50
+
+
+class Unprintable:
+    """An object whose ``repr`` raises, holding a secret."""
+
+    def __init__(self) -> None:
+        self.token = "sk-proj-" + "u" * 30
+
+    def __repr__(self) -> str:
+        raise RuntimeError(self.token)
+
+
+def test_a_log_call_never_raises_and_never_leaks(pipeline: Pipeline, capfd, monkeypatch) -> None:
+    root = logging.getLogger()  # pytest's capture handler fails a test on a bad record: only ours
+    monkeypatch.setattr(root, "handlers", [h for h in root.handlers if getattr(h, "theodore", False)])
+    looped: list = []
+    looped.append(looped)
+
+    def emit() -> None:
+        structlog.get_logger("app").info("%s and %s", "only one")
+        structlog.get_logger("app").info("odd", thing=Unprintable(), kept="yes", loop=looped, big=2**70)
+        logging.getLogger("lib").warning("%d items for sk-proj-%s", "many")  # noqa: PLE1206
+        logging.getLogger("lib").warning("odd", extra={"thing": Unprintable(), "kept": "yes"})
+
+    mismatch, odd, library, library_odd = pipeline.lines(emit)
+    assert mismatch["message"] == "%s and %s ('only one',)"
+    assert odd["thing"] == "[UNREDACTABLE]" and odd["kept"] == "yes" and odd["big"] == 2**70
+    assert "[TOO DEEP]" in json.dumps(odd["loop"])
+    assert library["message"].startswith("%d items for sk-proj-%s") and library["level"] == "warning"
+    assert library_odd["thing"] == "[UNREDACTABLE]" and library_odd["kept"] == "yes"
+    captured = capfd.readouterr()
+    assert "Logging error" not in captured.err and "uuuuuuuu" not in captured.err + captured.out
+
+
+def _failing_processor(logger: object, method: str, event_dict: dict) -> dict:
+    raise RuntimeError(f"processor broke on {event_dict}")
+
+
+def test_a_failing_processor_still_writes_a_safe_line() -> None:
+    """An exception anywhere in the chain becomes a line saying so, with none of the event's
+    values, for structlog calls and stdlib records alike."""
+    stream = io.StringIO()
+    structlog.configure(processors=[_failing_processor], wrapper_class=safe_bound_logger(logging.INFO),
+                        logger_factory=lambda *args: _NamedWriteLogger(stream, "app"))
+    try:
+        structlog.get_logger("app").error("boom", password="hunter2")
+        structlog.get_logger("app").debug("filtered out")
+    finally:
+        structlog.reset_defaults()
+    record = logging.LogRecord("lib", logging.WARNING, __file__, 1, "login %s", ("hunter2",), None)
+    lines = [json.loads(line) for line in [*stream.getvalue().splitlines(),
+                                           JSONFormatter([_failing_processor]).format(record)]]
+    assert [(line["message"], line["level"], line["logger"]) for line in lines] == [
+        ("[UNREDACTABLE]", "error", "app"), ("[UNREDACTABLE]", "warning", "lib")]
+    assert all(line["log_failure"] == "RuntimeError" for line in lines)
+    assert "hunter2" not in json.dumps(lines)

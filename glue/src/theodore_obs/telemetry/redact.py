@@ -114,9 +114,10 @@ HEADER_NAMES = r"(?:set-)?cookie|proxy-authorization|authorization"
 """Headers whose whole value (to the end of the line) is a secret, cookies after the first."""
 
 NAME = r"(?<![\w.-])(?P<name>[A-Za-z_][\w.-]{0,63}+)"
-SEPARATOR = r"(?P<sep>\\?[\"'](?:\s*[:=,]\s*|\s*%3[aAdD])|\s*[:=](?!//)\s*|%3[aAdD])"
-VALUE = (r"(?P<value>\\?\"(?:[^\"\\\r\n]|\\[^\"])*\\?\"|'[^'\r\n]*'"
+SEPARATOR = r"(?P<sep>\\*[\"'](?:\s*[:=,]\s*|\s*%3[aAdD])|\s*[:=](?!//)\s*|%3[aAdD])"
+VALUE = (r"(?P<value>\\*\"(?:[^\"\\\r\n]|\\+[^\"\\\r\n])*\\*\"|'[^'\r\n]*'"
          r"|(?:(?i:bearer|basic|digest|token|negotiate)\s+)?[^\s,;&\"'<>\\]+)")
+"""A quoted value (its quotes escaped once, or twice in a ``repr``) or a bare one."""
 
 SHAPES = {
     "pem": r"(?s:-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY[A-Z ]{0,10}-----.*?"
@@ -208,11 +209,14 @@ VALIDATED = {"card_": _is_card, "aws_secret_": _is_aws_secret}
 """Shapes whose match is a secret only if it passes a check."""
 
 
+_QUOTE = re.compile(r"\\*[\"']")
+
+
 def _quoted(value: str) -> str:
     """``REDACTED`` in the quotes ``value`` had, so quoted text stays well-formed."""
-    for quote in ('\\"', '"', "'"):
-        if len(value) >= 2 * len(quote) and value.startswith(quote) and value.endswith(quote):
-            return f"{quote}{REDACTED}{quote}"
+    quote = _QUOTE.match(value)
+    if quote and len(value) >= 2 * len(quote.group()) and value.endswith(quote.group()):
+        return f"{quote.group()}{REDACTED}{quote.group()}"
     return REDACTED
 
 
@@ -249,25 +253,39 @@ class Redactor:
 
     def text(self, value: str) -> str:
         """``value`` with every secret in it replaced; repeated short strings are remembered."""
-        if len(value) < SHORTEST_SECRET:
-            return value
         done = self._texts.get(value)
         if done is None:
-            done = SECRET_PATTERN.sub(self._replace, value) if may_hold_secret(value) else value
+            done = self._rewrite(value) if len(value) >= SHORTEST_SECRET and may_hold_secret(value) else value
             if len(value) <= CACHED_TEXT_LENGTH:
                 if len(self._texts) >= CACHED_TEXTS:
                     self._texts.clear()
                 self._texts[value] = done
         return done
 
-    def _replace(self, match: re.Match[str]) -> str:
-        """What one match of ``SECRET_PATTERN`` becomes."""
+    def _rewrite(self, text: str) -> str:
+        """One pass of ``SECRET_PATTERN`` over ``text``. After a ``name: value`` pair whose
+        name is not sensitive the scan goes on at the value, in its context (``said:
+        Set-Cookie: …``, ``url=https://user:pw@…``)."""
+        out, pos = [], 0
+        while (match := SECRET_PATTERN.search(text, pos)) is not None:
+            if match.lastgroup == "named_" and not self.is_sensitive(match.group("name")):
+                out.append(text[pos:match.start("value")])
+                pos = match.start("value")
+                continue
+            out.append(text[pos:match.start()])
+            out.append(self._replace(match))
+            pos = match.end()
+        if not out:
+            return text
+        out.append(text[pos:])
+        return "".join(out)
+
+    @staticmethod
+    def _replace(match: re.Match[str]) -> str:
+        """What one match of ``SECRET_PATTERN`` (not a harmless name's pair) becomes."""
         kind, found = match.lastgroup or "", match.group()
         if kind == "named_":
-            name, sep, value = match.group("name", "sep", "value")
-            if self.is_sensitive(name):
-                return f"{name}{sep}{_quoted(value)}"
-            return f"{name}{sep}{SECRET_PATTERN.sub(self._replace, value)}"
+            return match.group("name") + match.group("sep") + _quoted(match.group("value"))
         if kind == "header_":
             return match.group("header") + match.group("hsep") + REDACTED
         if kind == "basic_":
@@ -322,10 +340,10 @@ class Redactor:
 
     def __call__(self, logger: object, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         """structlog processor: redact every field of the event, the message included."""
-        text, sensitive = self.text, self.is_sensitive
-        try:  # field() inlined for the usual case of string keys and values: a third faster
-            return {text(k) if k.__class__ is str else self._key(k):
-                    text(v) if v.__class__ is str and k not in UNTOUCHED_FIELDS and not sensitive(k)
+        texts, verdicts, text = self._texts, self._verdicts, self.text
+        try:  # the usual case inlined: a key and a string value seen before cost two lookups
+            return {texts.get(k) or self._key(k):
+                    texts.get(v) or text(v) if v.__class__ is str and verdicts.get(k) is False
                     else self.field(k, v) for k, v in event_dict.items()}
         except Exception:
             return self._field_by_field(event_dict)
