@@ -115,9 +115,10 @@ HEADER_NAMES = r"(?:set-)?cookie|proxy-authorization|authorization"
 
 NAME = r"(?<![\w.-])(?P<name>[A-Za-z_][\w.-]{0,63}+)"
 SEPARATOR = r"(?P<sep>\\*[\"'](?:\s*[:=,]\s*|\s*%3[aAdD])|\s*[:=](?!//)\s*|%3[aAdD])"
-VALUE = (r"(?P<value>\\*\"(?:[^\"\\\r\n]|\\+[^\"\\\r\n])*\\*\"|'[^'\r\n]*'"
-         r"|(?:(?i:bearer|basic|digest|token|negotiate)\s+)?[^\s,;&\"'<>\\]+)")
-"""A quoted value (its quotes escaped once, or twice in a ``repr``) or a bare one."""
+VALUE = re.compile(r"\\*\"(?:[^\"\\\r\n]|\\++[^\"\\\r\n])*\\*\"|'[^'\r\n]*'"
+                   r"|(?:(?i:bearer|basic|digest|token|negotiate)\s+)?[^\s,;&\"'<>\\]+")
+"""A quoted value (its quotes escaped once, or twice in a ``repr``) or a bare one: matched
+after a sensitive name only, so a long run of harmless ``a:b:c…`` pairs is read once."""
 
 SHAPES = {
     "pem": r"(?s:-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY[A-Z ]{0,10}-----.*?"
@@ -129,7 +130,7 @@ SHAPES = {
     "jwt": r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}",
     "bearer": r"\b(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}",
     "basic": r"\b(?i:basic)\s+(?P<basic>[A-Za-z0-9+/]{8,}={0,2})",
-    "named": NAME + SEPARATOR + VALUE,
+    "named": NAME + SEPARATOR,
     "card": r"(?<![\d.])[2-6]\d(?:[ -]?\d){11,17}(?!\d)",
     "aws_secret": r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
 }
@@ -145,7 +146,7 @@ SHORTEST_SECRET = 7
 SHORTEST_TOKEN = 13
 """No vendor token, JWT or AWS key is shorter (``AKC`` and ten characters)."""
 
-MARKS = (":", "=", "%3", "@", "-----BEGIN", "earer ", "asic ", "EARER ", "ASIC ")
+MARKS = (":", "=", "%3", "@", "-----BEGIN", "earer", "asic", "EARER", "ASIC")
 """What every other shape holds: a separator, a URL's ``@``, a PEM header, ``Bearer``/``Basic``."""
 
 _DIGITS = re.compile(r"\d\d\d\d")
@@ -220,6 +221,17 @@ def _quoted(value: str) -> str:
     return REDACTED
 
 
+def _replace(match: re.Match[str]) -> str:
+    """What one match of a shape of ``SECRET_PATTERN`` other than ``named`` becomes."""
+    kind, found = match.lastgroup or "", match.group()
+    if kind == "header_":
+        return match.group("header") + match.group("hsep") + REDACTED
+    if kind == "basic_":
+        return REDACTED if _is_basic_credential(match.group("basic")) else found
+    check = VALIDATED.get(kind)
+    return found if check is not None and not check(found) else REDACTED
+
+
 class Redactor:
     """structlog processor replacing sensitive values anywhere in an event with ``[REDACTED]``."""
 
@@ -263,35 +275,25 @@ class Redactor:
         return done
 
     def _rewrite(self, text: str) -> str:
-        """One pass of ``SECRET_PATTERN`` over ``text``. After a ``name: value`` pair whose
-        name is not sensitive the scan goes on at the value, in its context (``said:
-        Set-Cookie: …``, ``url=https://user:pw@…``)."""
+        """One pass of ``SECRET_PATTERN`` over ``text``. After a ``name: `` whose name is not
+        sensitive the scan goes on at the value, in its context (``said: Set-Cookie: …``,
+        ``url=https://user:pw@…``)."""
         out, pos = [], 0
         while (match := SECRET_PATTERN.search(text, pos)) is not None:
-            if match.lastgroup == "named_" and not self.is_sensitive(match.group("name")):
-                out.append(text[pos:match.start("value")])
-                pos = match.start("value")
-                continue
             out.append(text[pos:match.start()])
-            out.append(self._replace(match))
             pos = match.end()
+            if match.lastgroup != "named_":
+                out.append(_replace(match))
+                continue
+            out.append(match.group())
+            value = VALUE.match(text, pos) if self.is_sensitive(match.group("name")) else None
+            if value is not None:
+                out.append(_quoted(value.group()))
+                pos = value.end()
         if not out:
             return text
         out.append(text[pos:])
         return "".join(out)
-
-    @staticmethod
-    def _replace(match: re.Match[str]) -> str:
-        """What one match of ``SECRET_PATTERN`` (not a harmless name's pair) becomes."""
-        kind, found = match.lastgroup or "", match.group()
-        if kind == "named_":
-            return match.group("name") + match.group("sep") + _quoted(match.group("value"))
-        if kind == "header_":
-            return match.group("header") + match.group("hsep") + REDACTED
-        if kind == "basic_":
-            return REDACTED if _is_basic_credential(match.group("basic")) else found
-        check = VALIDATED.get(kind)
-        return found if check is not None and not check(found) else REDACTED
 
     def value(self, value: Any, depth: int = 0) -> Any:
         """``value`` as the JSON encoder would write it, every secret in it replaced."""
