@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import json
@@ -236,6 +237,17 @@ def test_a_log_call_never_raises_and_never_leaks(pipeline: Pipeline, capfd, monk
     assert library_odd["thing"] == "[UNREDACTABLE]" and library_odd["kept"] == "yes"
     captured = capfd.readouterr()
     assert "Logging error" not in captured.err and "uuuuuuuu" not in captured.err + captured.out
+
+
+def test_async_calls_with_mismatched_arguments_never_raise(pipeline: Pipeline) -> None:
+    async def emit() -> None:
+        log = structlog.get_logger("app")
+        await log.ainfo("%s and %s", "only one")
+        await log.alog(logging.WARNING, "%d", "not a number")
+        await log.adebug("below the level")
+
+    assert [(r["message"], r["level"]) for r in pipeline.lines(lambda: asyncio.run(emit()))] == [
+        ("%s and %s ('only one',)", "info"), ("%d ('not a number',)", "warning")]
 
 
 def _failing_processor(logger: object, method: str, event_dict: dict) -> dict:

@@ -277,6 +277,12 @@ def _safe_method(name: str) -> Any:
     return method
 
 
+def _safe_async(base_method: Any) -> Any:
+    async def method(self: Any, event: Any = None, *args: Any, **kw: Any) -> Any:
+        return await base_method(self, interpolate(event, args), **kw)
+    return method
+
+
 @functools.cache
 def safe_bound_logger(min_level: int) -> type:
     """structlog's filtering bound logger whose calls never raise into the application:
@@ -289,6 +295,9 @@ def safe_bound_logger(min_level: int) -> type:
     def log(self: Any, level: int, event: Any = None, *args: Any, **kw: Any) -> Any:
         return base.log(self, level, interpolate(event, args), **kw)
 
+    async def alog(self: Any, level: int, event: Any = None, *args: Any, **kw: Any) -> Any:
+        return await base.alog(self, level, interpolate(event, args), **kw)
+
     def _proxy_to_logger(self: Any, method_name: str, event: Any = None, **event_kw: Any) -> Any:
         try:
             return base._proxy_to_logger(self, method_name, event, **event_kw)
@@ -296,9 +305,11 @@ def safe_bound_logger(min_level: int) -> type:
             return _write_failure(self, method_name, error)
 
     methods = {alias: _safe_method(name) for alias, name in names.items()}
+    methods |= {f"a{alias}": _safe_async(getattr(base, f"a{alias}")) for alias in names}
     if "info" in methods:
-        methods["msg"] = methods["info"]
-    return type("SafeBoundLogger", (base,), {**methods, "log": log, "_proxy_to_logger": _proxy_to_logger})
+        methods["msg"], methods["amsg"] = methods["info"], methods["ainfo"]
+    return type("SafeBoundLogger", (base,), {**methods, "log": log, "alog": alog,
+                                             "_proxy_to_logger": _proxy_to_logger})
 
 
 def _write_failure(bound: Any, method_name: str, error: Exception) -> None:
