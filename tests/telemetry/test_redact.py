@@ -15,6 +15,7 @@ from theodore_obs.telemetry import configure_logging
 from theodore_obs.telemetry.logs import (
     JSONFormatter,
     _NamedWriteLogger,
+    failed_line,
     safe_bound_logger,
 )
 from theodore_obs.telemetry.redact import REDACTED, Redactor
@@ -272,3 +273,4 @@ def test_a_failing_processor_still_writes_a_safe_line() -> None:
         ("[UNREDACTABLE]", "error", "app"), ("[UNREDACTABLE]", "warning", "lib")]
     assert all(line["log_failure"] == "RuntimeError" for line in lines)
     assert "hunter2" not in json.dumps(lines)
+    assert json.loads(failed_line("error", "sk-proj-" + "x" * 30, "E"))["logger"] == REDACTED

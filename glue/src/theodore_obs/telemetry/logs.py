@@ -5,7 +5,9 @@ renders the line once (orjson), queues it for OTLP export on a background thread
 (``log_export``) and returns it for stdout: no stdlib ``LogRecord`` is built on that hot
 path. Stdlib records (a third-party library's ``logging.getLogger(__name__)``) run the same
 chain in the root handlers' ``JSONFormatter``, once per record.
-Either way stdout and Loki get the same redacted JSON line.
+Either way stdout and Loki get the same redacted JSON line, and a log call never raises into
+the application: arguments that don't fit the message are shown beside it, and an event the
+chain fails on becomes a line saying so (``failed_line``), without its values.
 """
 
 from __future__ import annotations
@@ -137,10 +139,19 @@ def dumps(event_dict: dict[str, Any]) -> str:
 
 def failed_line(level: Any, logger: Any, reason: str) -> str:
     """The line written in place of an event whose processing failed: no value of the event
-    (one could be an unredacted secret), only what is known safe."""
-    return orjson.dumps({"message": UNREDACTABLE, "level": str(level or "error")[:16],
-                         "logger": str(logger or "")[:128] if isinstance(logger, str) else "",
-                         "log_failure": reason}).decode()
+    (one could be an unredacted secret), only its level and logger name, redacted."""
+    return orjson.dumps({"message": UNREDACTABLE, "level": _safe_name(level, 16) or "error",
+                         "logger": _safe_name(logger, 128), "log_failure": reason}).decode()
+
+
+_FALLBACK_REDACTOR = Redactor()
+
+
+def _safe_name(name: Any, length: int) -> str:
+    try:
+        return _FALLBACK_REDACTOR.text(name)[:length] if isinstance(name, str) else ""
+    except Exception:
+        return ""
 
 
 def render_json(logger: object, method: str, event_dict: dict[str, Any]) -> str:
