@@ -8,11 +8,12 @@ trailing qualifiers such as ``_value`` or ``_b64`` dropped):
   the value is: ``api_key``, ``X-Auth-Token``, ``db_pass``, ``session`` are redacted, while
   ``token_count`` (a number of tokens) is not; ``key`` and ``token`` after a word that makes
   them an identifier (``primary_key``, ``cache_key``, ``page_token``) are not secrets either.
-Substring matching is not used: it would hide ``monkey``, ``keyboard`` and ``author``.
+Substring matching is used only for unmistakable fused stems (``PGPASSWORD``, ``XAPIKEY``):
+in general it would hide ``monkey``, ``keyboard`` and ``author``.
 
 Value rule: one compiled pattern, run once over every string that leaves the process (the
 message, formatted arguments, exception text, keys and values of nested containers, fields
-our own processors fill), replaces what is a secret wherever it appears: vendor tokens by
+our own processors fill, all but the timestamp), replaces what is a secret wherever it appears: vendor tokens by
 their published prefixes, JWTs, PEM private keys, credentials in URLs, bearer and basic
 credentials, Luhn-valid card numbers, and ``name=value`` / ``name: value`` / ``"name":
 "value"`` pairs whose name the key rule calls sensitive.
