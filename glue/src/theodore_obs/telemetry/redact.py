@@ -13,10 +13,10 @@ in general it would hide ``monkey``, ``keyboard`` and ``author``.
 
 Value rule: one compiled pattern, run once over every string that leaves the process (the
 message, formatted arguments, exception text, keys and values of nested containers, fields
-our own processors fill, all but the timestamp), replaces what is a secret wherever it appears: vendor tokens by
-their published prefixes, JWTs, PEM private keys, credentials in URLs, bearer and basic
-credentials, Luhn-valid card numbers, and ``name=value`` / ``name: value`` / ``"name":
-"value"`` pairs whose name the key rule calls sensitive.
+our own processors fill, all but the timestamp), replaces what is a secret wherever it
+appears: vendor tokens by their published prefixes, JWTs, PEM private keys, credentials in
+URLs, bearer and basic credentials, Luhn-valid card numbers, and ``name=value`` / ``name:
+value`` / ``"name": "value"`` pairs whose name the key rule calls sensitive.
 
 The vendor prefixes follow the rule sets secret scanners publish (Yelp's detect-secrets
 1.5.0 plugins, Apache-2.0, and the vendors' own documentation). detect-secrets itself is
