@@ -53,8 +53,8 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             fail(str(exc), EXIT_FAILED)
         except KeyboardInterrupt:
             sys.exit(EXIT_INTERRUPTED)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
+        except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
+            raise  # click reports these itself (a closed pipe, `| head`, ends quietly)
         except Exception as exc:
             unexpected(exc)
 
