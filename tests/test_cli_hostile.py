@@ -269,7 +269,6 @@ def matrix(tmp: Path) -> list[Row]:
 SPEC_OWNED = {"render", "validate", "up"}
 """Spec loading, rendering and these three commands are another change's; their rows are here so
 that change is checked by the same matrix."""
-PROBE_GAPS = {f"{c}:backend-{a}" for c in REPORTS_HEALTH for a in ("wrong-list", "html-502")}
 """`status` and `health` probe readiness and versions through ``endpoints.py`` (outside this
 change): a JSON list from a version API is an AttributeError there (caught only by the last
 resort) and a readiness error page goes 120 characters of HTML into the detail."""
@@ -344,15 +343,8 @@ def test_no_command_of_the_operator_cli_breaks_a_promise(
         matrix_results: dict[str, tuple[Row, list[str]]]) -> None:
     """Every row of every command outside spec loading/rendering keeps every promise."""
     broken = {key: problems for key, (row, problems) in matrix_results.items()
-              if problems and row.command not in SPEC_OWNED and key not in PROBE_GAPS}
+              if problems and row.command not in SPEC_OWNED}
     assert broken == {}
-
-
-@pytest.mark.xfail(strict=True, reason="endpoints.py: version answers not checked, HTML in details")
-def test_status_and_health_keep_the_promises_when_a_probe_answers_badly(
-        matrix_results: dict[str, tuple[Row, list[str]]]) -> None:
-    """The :data:`PROBE_GAPS` rows (strict: once endpoints.py is fixed, this passes and must go)."""
-    assert {key: matrix_results[key][1] for key in PROBE_GAPS if matrix_results[key][1]} == {}
 
 
 def test_spec_loading_render_validate_and_up_keep_the_promises(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -12,8 +11,9 @@ from . import native
 from .commands import COMMANDS as OPERATOR_COMMANDS
 from .commands._errors import EXIT_BAD_INPUT, OneLineGroup
 from .commands._inputs import output_file, write_text
+from .output_tree import OutputError, write_environments
 from .paths import rendered_root
-from .render import COMPOSE, render_files, write_tree
+from .render import COMPOSE, RenderError, render_files
 from .spec import SpecError, environments, load_spec
 from .tools import ToolError, buildable, ensure_tools, load_versions
 from .validate import validate_env
@@ -44,21 +44,18 @@ def main() -> None:
 @click.option("--spec", "spec_path", type=click.Path(path_type=Path), help="Spec file (default: stack.yaml).")
 @click.option("--out", "out", type=click.Path(path_type=Path), help="Output folder (default: rendered/).")
 def render(env: str | None, spec_path: Path | None, out: Path | None) -> None:
-    """Render every config from the spec into OUT/<env>/ (all or nothing)."""
+    """Render every config from the spec into OUT/<env>/ (all or nothing).
+
+    Render replaces only what it made (listed in OUT/.theodore-render.json); anything else in
+    OUT is left alone."""
     out = out or rendered_root()
     names = _envs(env, spec_path)
     try:
         trees = {name: render_files(load_spec(name, spec_path), COMPOSE) for name in names}
-    except SpecError as exc:
+        for line in write_environments(trees, out, prune=env is None):
+            click.echo(line)
+    except (SpecError, RenderError, OutputError) as exc:
         _fail(str(exc), EXIT_BAD_SPEC)
-    for name, files in trees.items():
-        write_tree(files, out / name)
-        click.echo(f"rendered {len(files)} files into {out / name}")
-    if env is None and out.is_dir():
-        for stale in sorted(p for p in out.iterdir() if p.is_dir() and p.name not in trees
-                            and not p.name.startswith(".")):
-            shutil.rmtree(stale)
-            click.echo(f"removed {stale} (environment no longer in the spec)")
 
 
 @main.command()
@@ -67,8 +64,14 @@ def render(env: str | None, spec_path: Path | None, out: Path | None) -> None:
 def validate(env: str | None, root: Path | None) -> None:
     """Check each rendered file with the tool that consumes it."""
     root = root or rendered_root()
+    if not root.is_dir():
+        _fail(f"{root} is not a folder of rendered environments (run `theodore-obs render`)", EXIT_BAD_SPEC)
     names = [env] if env else sorted(
         p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    missing = [name for name in names if not (root / name).is_dir()]
+    if missing or not names:
+        _fail(f"no rendered environment {missing[0] if missing else ''} in {root}".replace("  ", " "),
+              EXIT_BAD_SPEC)
     failed = 0
     for name in names:
         click.echo(f"== {name}")

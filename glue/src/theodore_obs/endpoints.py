@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .clients._http import get_json, open_url, summarise
 from .spec import observed_services
 
 
@@ -53,33 +51,26 @@ def service_endpoints(spec: dict[str, Any], host: str = "127.0.0.1") -> list[End
             for name, svc in observed_services(spec).items()]
 
 
-def _get(url: str, timeout: float) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback)
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
 def _version(url: str | None, timeout: float) -> str | None:
+    """The version a component's build-info API names, or None for any other answer."""
     if url is None:
         return None
-    try:
-        status, body = _get(url, timeout)
-        data = json.loads(body) if status == 200 else {}
-    except (OSError, ValueError):
+    status, data = get_json(url, timeout)
+    info = data.get("data", data) if status == 200 and isinstance(data, dict) else None
+    if not isinstance(info, dict):
         return None
-    info = data.get("data", data)
-    return info.get("version") or (info.get("versionInfo") or {}).get("version")
+    nested = info.get("versionInfo")
+    version = info.get("version") or (nested.get("version") if isinstance(nested, dict) else None)
+    return version if isinstance(version, str) else None
 
 
 def probe(endpoint: Endpoint, timeout: float = 2.0) -> Health:
     start = time.monotonic()
     try:
-        status, body = _get(endpoint.ready_url, timeout)
+        status, body, kind = open_url(endpoint.ready_url, timeout)
         healthy = status == 200
-        detail = f"HTTP {status}" + ("" if healthy else f": {body[:120].decode(errors='replace').strip()}")
-    except OSError as exc:
+        detail = f"HTTP {status}" + ("" if healthy else f": {summarise(body, kind)}")
+    except (OSError, ValueError) as exc:
         healthy, detail = False, f"not answering ({getattr(exc, 'reason', exc)})"
     latency = (time.monotonic() - start) * 1000
     version = _version(endpoint.version_url, timeout) if healthy else None

@@ -10,6 +10,7 @@ the state directory).
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -21,8 +22,10 @@ import jinja2
 
 from .dashboards import dashboard_files, prometheus_min_interval
 from .paths import repo_root, state_root
+from .render_check import check_file, spec_paths_holding
 from .rule_context import rule_context
 from .spec import Spec, observed_services
+from .template_filters import FILTERS, Serialized, UnsafeValue, finalize
 from .versions import load_versions
 
 COMPONENT_DIRS = ("otel-collector", "prometheus", "alertmanager", "loki", "jaeger", "grafana",
@@ -191,16 +194,69 @@ def header(template: Path, spec: Spec) -> str:
             f"# Do not edit: change stack.yaml or the template, then run `make render`.\n")
 
 
+class RenderError(ValueError):
+    """A template could not turn the spec into a file safely: names the template and spec path."""
+
+
+def _template_line(exc: BaseException, template: Path) -> str:
+    """``template:line`` of the deepest frame of ``exc`` inside the template."""
+    line, tb = None, exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(str(template)):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f"{template}:{line}" if line else str(template)
+
+
+class _Environment(jinja2.Environment):
+    """Jinja for config files: strict about undefined names, every ``{{ }}`` through
+    ``template_filters.finalize``, and the serialized values of the last render noted."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(loader=jinja2.FileSystemLoader(str(root)), undefined=jinja2.StrictUndefined,
+                         keep_trailing_newline=True, finalize=self._finalize, autoescape=True)
+        self.filters.update(FILTERS)
+        self.serialized: list[Serialized] = []
+
+    def _finalize(self, value: Any) -> Any:
+        written = finalize(value)
+        if isinstance(written, Serialized):
+            self.serialized.append(written)
+        return written
+
+    def render_file(self, template: Path, ctx: dict[str, Any]) -> str:
+        self.serialized = []
+        return self.get_template(template.as_posix()).render(ctx)
+
+
+@functools.cache
+def _environment(root: Path) -> _Environment:
+    """One environment per template root, so each template compiles once per process."""
+    return _Environment(root)
+
+
 def render_files(spec: Spec, runtime: Runtime) -> dict[str, str]:
-    """Every output file of one environment, as text, keyed by relative path."""
+    """Every output file of one environment, as text, keyed by relative path; each checked by
+    ``render_check`` to parse back to what the spec said."""
     root = repo_root()
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(root)),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             autoescape=False)  # noqa: S701 (YAML and JSON configs, not HTML)
+    env = _environment(root)
     ctx = context(spec, runtime)
     files = {}
     for out, template in templates(root).items():
-        text = env.get_template(template.as_posix()).render(ctx)
+        try:
+            text = env.render_file(template, ctx)
+        except UnsafeValue as exc:
+            where = spec_paths_holding(spec.data, exc.value)
+            raise RenderError(f"{_template_line(exc, template)}: {exc}"
+                              + (f" (from {where})" if where else "")) from exc
+        except jinja2.TemplateError as exc:  # e.g. a spec value naming something that is not there
+            where = spec_paths_holding(spec.data, str(exc), plain_too=True)
+            raise RenderError(f"{_template_line(exc, template)}: {exc}"
+                              + (f" (check {where})" if where else "")) from exc
+        problem = check_file(out, text, env.serialized, spec.data)
+        if problem:
+            raise RenderError(f"{template} → {problem.file}: {problem.message}"
+                              + (f" (from {problem.spec_path})" if problem.spec_path else ""))
         prefix = header(template, spec) if out.endswith((".yaml", ".yml")) else ""
         files[out] = prefix + text
     files.update(dashboard_files({**spec.data, "environment": spec.environment}))

@@ -12,6 +12,7 @@ from typing import Any
 
 from .spec import SpecError, observed_services
 from .telemetry.metrics import MetricSpec, catalogue
+from .template_filters import Fragment, gotmpl, line, tojson
 
 SPANMETRICS = {
     "calls": "traces_span_metrics_calls_total",
@@ -66,15 +67,15 @@ def duration_seconds(duration: str) -> float:
     return total
 
 
-def by_service(expr: str, extra: str = "") -> str:
+def by_service(expr: str, extra: str = "") -> Fragment:
     """``expr`` (an instant vector of OTLP series) summed per service.
 
     Prometheus's OTLP receiver promotes the resource attribute service.name to the label
     ``service_name``; alerts and recording rules carry it as ``service``, the label routing
     and inhibition use. ``extra`` adds grouping labels (", storage_type").
     """
-    return (f'sum by (service{extra}) '
-            f'(label_replace({expr}, "service", "$1", "service_name", "(.+)"))')
+    return line(f'sum by (service{extra}) '
+                f'(label_replace({expr}, "service", "$1", "service_name", "(.+)"))')
 
 
 def rule_context(spec: dict[str, Any]) -> dict[str, Any]:
@@ -84,10 +85,13 @@ def rule_context(spec: dict[str, Any]) -> dict[str, Any]:
     dashboards = {key: f"{grafana}/d/{uid}" for key, uid in DASHBOARD_UIDS.items()}
     runbook = spec["alerting"]["runbook_base_url"]
 
-    def links(alert: str, dashboard: str, indent: int = 10) -> str:
-        """The runbook_url and dashboard_url annotations, indented for an annotations map."""
-        return (f"runbook_url: {runbook}#{alert.lower()}\n"
-                f"{' ' * indent}dashboard_url: {dashboards[dashboard]}")
+    def links(alert: str, dashboard: str, indent: int = 10) -> Fragment:
+        """The runbook_url and dashboard_url annotations, indented for an annotations map; both
+        serialized, with Go-template syntax from the spec shown literally (Prometheus and
+        Alertmanager template annotations)."""
+        runbook_url = tojson(gotmpl(f"{runbook}#{alert.lower()}"))
+        dashboard_url = tojson(gotmpl(dashboards[dashboard]))
+        return Fragment(f"runbook_url: {runbook_url}\n{' ' * indent}dashboard_url: {dashboard_url}")
 
     return {
         "catalogue": metrics,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,15 +12,24 @@ from typing import Any
 import jsonschema
 import yaml
 
+from . import spec_guard
 from .paths import repo_root
 
 SCHEMA_FILE = "stack.schema.json"
+
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader where PyYAML was built with it (the same YAML, much faster)."""
+
+MAX_MESSAGE = 300
+"""Characters of an error message; longer ones (a huge value quoted back) are cut."""
 
 
 class SpecError(ValueError):
     """A spec that cannot be used: names the file, the YAML path and what was expected."""
 
     def __init__(self, file: Path | str, path: str, message: str, line: int | None = None) -> None:
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE] + "…"
         self.file, self.path, self.message, self.line = str(file), path, message, line
         where = f"{self.file}: {path or '(top level)'}"
         if line is not None:
@@ -37,17 +47,28 @@ class Spec:
 
 
 def _load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
+    """The document and its node graph, once the limits of ``spec_guard`` hold for both."""
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
         raise SpecError(path, "", f"cannot read: {exc.strerror}") from exc
+    node: yaml.Node | None = None
     try:
-        return yaml.safe_load(text), yaml.compose(text)
+        text = spec_guard.decode(raw)
+        node = yaml.compose(text, Loader=SAFE_LOADER)
+        spec_guard.check_graph(node)
+        data = yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 (a safe loader, libyaml's where built)
+        spec_guard.check_values(data)
+    except spec_guard.Refusal as exc:
+        raise SpecError(path, _dotted(exc.keys), str(exc), _line_of(node, exc.keys)) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
         raise SpecError(path, "", f"not valid YAML: {problem}",
                         mark.line + 1 if mark else None) from exc
+    except RecursionError as exc:
+        raise SpecError(path, "", "nested too deeply to be a spec") from exc
+    return data, node
 
 
 def _line_of(node: yaml.Node | None, keys: list[Any]) -> int | None:
@@ -105,7 +126,10 @@ def load_schema() -> dict[str, Any]:
     return json.loads((repo_root() / SCHEMA_FILE).read_text())
 
 
-def _validator(schema: dict[str, Any]) -> jsonschema.Validator:
+@functools.cache
+def _spec_validator(root: Path) -> jsonschema.Validator:
+    """The schema's validator (formats such as ``uri`` checked), built once per repository root."""
+    schema = json.loads((root / SCHEMA_FILE).read_text())
     return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
 
 
@@ -128,27 +152,37 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _load_document(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
+    """The whole spec file, its base and overlays checked against the schema."""
+    data, node = _load_yaml(path)
+    if not isinstance(data, dict):
+        shape = "nothing" if data is None else f"a {type(data).__name__}"
+        raise SpecError(path, "", f"expected a mapping at the top level, got {shape}")
+    _check(_spec_validator(repo_root()), data, path, node, [])
+    if not data.get("environments"):
+        raise SpecError(path, "environments", "no environment defined: name at least one under "
+                        "`environments:` (an empty overlay `local: {}` is enough)")
+    return data, node
+
+
 def environments(path: Path | None = None) -> list[str]:
-    data, _ = _load_yaml(path or repo_root() / "stack.yaml")
-    return sorted((data or {}).get("environments", {}))
+    """The environment names of the spec, once the whole file has been checked."""
+    data, _ = _load_document(path or repo_root() / "stack.yaml")
+    return sorted(data["environments"])
 
 
 def load_spec(environment: str, path: Path | None = None) -> Spec:
     """The spec of ``environment``: the base checked, its overlay checked, then merged."""
     path = path or repo_root() / "stack.yaml"
-    data, node = _load_yaml(path)
-    if not isinstance(data, dict):
-        raise SpecError(path, "", "expected a mapping at the top level")
-    schema = load_schema()
-    overlays = data.get("environments") or {}
-    _check(_validator(schema), data, path, node, [])
+    data, node = _load_document(path)
+    overlays = data["environments"]
     if environment not in overlays:
-        known = ", ".join(sorted(overlays)) or "none"
+        known = ", ".join(sorted(overlays))
         raise SpecError(path, f"environments.{environment}",
                         f"no such environment (defined: {known})", _line_of(node, ["environments"]))
     base = {k: v for k, v in data.items() if k != "environments"}
     merged = deep_merge(base, overlays[environment] or {})
-    _check(_validator(schema), merged, path, node, [])
+    _check(_spec_validator(repo_root()), merged, path, node, [])
     return Spec(environment=environment, data=merged, source=path)
 
 

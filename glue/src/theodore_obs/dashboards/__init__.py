@@ -29,7 +29,8 @@ def dashboards(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def dashboard_files(spec: dict[str, Any]) -> dict[str, str]:
-    return {path: json.dumps(board, indent=2) + "\n" for path, board in dashboards(spec).items()}
+    return {path: json.dumps(board, indent=2, allow_nan=False) + "\n"
+            for path, board in dashboards(spec).items()}
 
 
 def _seconds(duration: str) -> int:
