@@ -28,6 +28,7 @@ import math
 import re
 from typing import Any
 
+from jinja2 import Undefined
 from markupsafe import Markup
 
 PLAIN = re.compile(r"[A-Za-z0-9_./:@+=-]*| +")
@@ -106,7 +107,7 @@ def sq(value: str) -> Fragment:
 
 def finalize(value: Any) -> Any:
     """What every ``{{ }}`` writes: serialized text, a finite number, or a plain fragment."""
-    if isinstance(value, Markup):
+    if isinstance(value, Markup | Undefined):  # an undefined name raises its own error when written
         return value
     if isinstance(value, bool) or value is None:
         raise UnsafeValue(value, "write booleans and nulls through | tojson")
