@@ -246,3 +246,12 @@ def test_environments_that_are_not_a_mapping_or_empty_exit_2(tmp_path) -> None:
         result = run_cli("render", "--spec", str(tmp_path / "stack.yaml"), "--out", str(tmp_path / "out"))
         assert result.returncode == 2, (value, result.stderr)
         assert "environments" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["..", "../etc/passwd", ".hidden", "a/b", "a..b"])
+def test_a_secret_file_name_cannot_leave_the_secrets_folder(tmp_path, name) -> None:
+    doc = _with(("alerting", "receivers", "slack", "api_url_file"), name)
+    (tmp_path / "stack.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(SpecError) as refused:
+        load_spec("local", tmp_path / "stack.yaml")
+    assert refused.value.path == "alerting.receivers.slack.api_url_file"

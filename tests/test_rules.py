@@ -7,11 +7,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import pytest
 import yaml
 from theodore_obs import rule_context
-from theodore_obs.render import COMPOSE, native_runtime, render_files
+from theodore_obs.render import COMPOSE, RenderError, native_runtime, render_files
 from theodore_obs.rule_context import DASHBOARD_UIDS, duration_seconds
 from theodore_obs.spec import SpecError, load_spec
 from theodore_obs.tools import binary_path
@@ -151,7 +150,7 @@ def test_a_renamed_catalogue_metric_breaks_the_render(monkeypatch: pytest.Monkey
     renamed = {name: spec for name, spec in rule_context.catalogue().items()
                if name != "theodore_requests_total"}
     monkeypatch.setattr(rule_context, "catalogue", lambda: renamed)
-    with pytest.raises(jinja2.UndefinedError, match="theodore_requests_total"):
+    with pytest.raises(RenderError, match="theodore_requests_total"):
         render_files(load_spec("local"), COMPOSE)
 
 

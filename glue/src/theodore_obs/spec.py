@@ -183,7 +183,17 @@ def load_spec(environment: str, path: Path | None = None) -> Spec:
     base = {k: v for k, v in data.items() if k != "environments"}
     merged = deep_merge(base, overlays[environment] or {})
     _check(_spec_validator(repo_root()), merged, path, node, [])
+    _check_references(merged, path, node)
     return Spec(environment=environment, data=merged, source=path)
+
+
+def _check_references(data: dict[str, Any], path: Path, node: yaml.Node | None) -> None:
+    """Names the schema cannot check: the demo service must be one of ``services``."""
+    demo = data["demo"]["service"]
+    if demo not in data["services"]:
+        known = ", ".join(sorted(data["services"]))
+        raise SpecError(path, "demo.service", f"names no service (defined: {known})",
+                        _line_of(node, ["demo", "service"]))
 
 
 def observed_services(spec: dict[str, Any]) -> dict[str, Any]:
