@@ -94,17 +94,29 @@ Call with (dict "root" $ "service" "prometheus" "extra" (list "./prometheus/kube
 {{- end -}}
 {{- end -}}
 {{- if $items -}}
-{{- $mounts = append $mounts (dict "configMap" $name "target" (index $parts 1) "file" $file "base" $base "items" $items) -}}
+{{- $mounts = append $mounts (dict "configMap" $name "volume" (include "theodore.label" $name) "target" (index $parts 1) "file" $file "base" $base "items" $items) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
 {{- toYaml $mounts -}}
 {{- end }}
 
+{{/*
+A name as a DNS-1123 label (volume and port names, label values): lower-case letters, digits
+and "-", at most 63 characters; a longer name keeps its first 54 and a hash of the whole.
+*/}}
+{{- define "theodore.label" -}}
+{{- $label := regexReplaceAll "[^a-z0-9-]+" (lower .) "-" | trimAll "-" -}}
+{{- if gt (len $label) 63 -}}
+{{- $label = printf "%s-%s" ($label | trunc 54 | trimSuffix "-") (sha256sum . | trunc 8) -}}
+{{- end -}}
+{{- $label -}}
+{{- end }}
+
 {{/* volumes: entries for config mounts. Call with the same dict as theodore.configMounts. */}}
 {{- define "theodore.configVolumes" -}}
 {{- range $i, $m := fromYamlArray (include "theodore.configMounts" .) }}
-- name: {{ $m.configMap }}
+- name: {{ $m.volume }}
   configMap:
     name: {{ $m.configMap }}
     items:
@@ -118,7 +130,7 @@ Call with (dict "root" $ "service" "prometheus" "extra" (list "./prometheus/kube
 {{/* volumeMounts: entries for config mounts. */}}
 {{- define "theodore.configVolumeMounts" -}}
 {{- range $m := fromYamlArray (include "theodore.configMounts" .) }}
-- name: {{ $m.configMap }}
+- name: {{ $m.volume }}
   mountPath: {{ $m.target }}
   {{- if $m.file }}
   subPath: {{ (index $m.items 0).path }}
