@@ -35,6 +35,7 @@ DASHBOARD_UIDS = {
     "slo": "theodore-slo",
     "alerts": "theodore-alerts",
     "stack_health": "theodore-stack-health",
+    "versions": "theodore-versions",
 }
 """Grafana dashboard uids that alert annotations link to."""
 
