@@ -19,7 +19,7 @@ from .grafana_support import panels, provisioned_datasources, targets, variables
 
 ENVS = ["local", "staging", "prod"]
 UIDS = {"theodore-service-overview", "theodore-research-kpis", "theodore-ai-cost", "theodore-logs",
-        "theodore-slo", "theodore-alerts", "theodore-stack-health"}
+        "theodore-slo", "theodore-alerts", "theodore-stack-health", "theodore-versions"}
 
 
 def _overlap(a: dict[str, int], b: dict[str, int]) -> bool:

@@ -18,6 +18,7 @@ import sys
 import time
 import xmlrpc.client
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,8 @@ def demo_programs(spec: dict[str, Any], state: State,
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{spec['ports']['otlp_http']}",
         "THEODORE_ENVIRONMENT": environment,
         "THEODORE_AI_PRICES_FILE": str(state.config / "apps" / "ai-prices.json"),
+        # service.version: the regression rules and the Versions dashboard compare versions.
+        "THEODORE_SERVICE_VERSION": version("theodore-observability"),
         "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
     }
     found = {

@@ -348,8 +348,47 @@ def stack_health(spec: dict[str, Any]) -> Board:
     return board
 
 
+VERSION_LEGEND = "{{service_version}} {{span_name}}"
+
+
+def versions(spec: dict[str, Any]) -> Board:
+    """Each version of a service side by side, per operation, from the regression rules."""
+    lookback = spec["regression"]["lookback"]
+    board = Board("theodore-versions", "Theodore / Versions",
+                  "Throughput, p95 latency and error ratio of each service.version per operation, and the "
+                  f"best version of the last {lookback} each one is judged against (docs/profiling.md).",
+                  ["services", "performance"],
+                  [environment_variable(spec["environment"]), service_variable()],
+                  annotations=[alerts_annotation('alertname=~"Version.*Regression"')])
+    sel = '{service=~"$service"}'
+    p95, errors = ("service_version_operation:request_duration_seconds:p95_5m",
+                   "service_version_operation:request_errors:ratio_rate5m")
+    latency_link = runbook(spec, "VersionLatencyRegression")
+    errors_link = runbook(spec, "VersionErrorRegression")
+    judged = (f"Versions with at least {spec['regression']['min_requests']} requests of the operation "
+              "in 5 minutes")
+    board.row("Now, side by side").add(
+        table("p95 latency by version and operation (5m)", prom(f"{p95}{sel}", instant=True), unit="s",
+              description=judged, links=[latency_link]),
+        table("Error ratio by version and operation (5m)", prom(f"{errors}{sel}", instant=True),
+              unit="percentunit", description=judged, links=[errors_link]),
+    )
+    board.row("Over time").add(
+        timeseries("p95 latency by version", prom(f"{p95}{sel}", VERSION_LEGEND), unit="s",
+                   links=[latency_link]),
+        timeseries(f"Best version's p95 ({lookback} average): the baseline",
+                   prom(f"service_operation:request_duration_seconds:p95_5m_best_avg{lookback}{sel}",
+                        "{{span_name}}"), unit="s", links=[latency_link]),
+        timeseries("Error ratio by version", prom(f"{errors}{sel}", VERSION_LEGEND), unit="percentunit",
+                   links=[errors_link]),
+        timeseries("Requests per second by version",
+                   prom(f"service_version_operation:requests:rate5m{sel}", VERSION_LEGEND), unit="reqps"),
+    )
+    return board
+
+
 DASHBOARDS = {
-    "Services": [service_overview, logs_board],
+    "Services": [service_overview, versions, logs_board],
     "Business": [research_kpis, ai_cost],
     "Reliability": [slo, alerts],
     "Platform": [stack_health],
