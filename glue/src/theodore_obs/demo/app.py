@@ -29,6 +29,19 @@ from theodore_obs.telemetry.tracing import trace_research_operation, trace_stora
 
 log = structlog.get_logger("theodore_demo")
 
+SLOWDOWN_ENV = "THEODORE_DEMO_SLOWDOWN"
+"""``ROUTE=SECONDS[,ROUTE=SECONDS]`` (e.g. ``/research=0.3``): a planted slowdown, standing in for
+a release that made those operations slower (how the regression alerts are shown to fire)."""
+
+
+def planted_slowdown(value: str | None = None) -> dict[str, float]:
+    """Seconds added to each route, from :data:`SLOWDOWN_ENV`."""
+    routes = {}
+    for item in filter(None, (value if value is not None else os.environ.get(SLOWDOWN_ENV, "")).split(",")):
+        route, _, seconds = item.partition("=")
+        routes[route.strip()] = float(seconds)
+    return routes
+
 
 def create_app(upstream: str, store: Path, model: str) -> Flask:
     app = Flask("theodore_demo")
@@ -38,10 +51,13 @@ def create_app(upstream: str, store: Path, model: str) -> Flask:
     db.execute("CREATE TABLE IF NOT EXISTS research (company TEXT, summary TEXT, at REAL)")
     db.execute("CREATE INDEX IF NOT EXISTS research_at ON research (at)")
     enricher = Enricher()
+    slowdown = planted_slowdown()
 
     @app.before_request
     def start_timer() -> None:
         g.started = time.perf_counter()
+        if request.url_rule and request.url_rule.rule in slowdown:
+            time.sleep(slowdown[request.url_rule.rule])
 
     @app.after_request
     def count_request(response):
