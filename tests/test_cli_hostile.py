@@ -53,7 +53,7 @@ OPERATOR = {
     "cost": [],
 }
 """Each command that asks a backend, with the arguments it needs when its input is fine."""
-NO_BACKEND = ["render", "validate", "tools", "up", "bench", "down", "alerts silence"]
+NO_BACKEND = ["render", "validate", "tools", "up", "bench", "down", "alerts silence", "profile"]
 """The rest (none is run with valid input here: `up`, `tools` and `bench` would start or build)."""
 REPORTS_HEALTH = {"status", "health"}
 """These report a backend that does not answer as not healthy (exit 1) instead of exit 3."""
@@ -196,6 +196,23 @@ def _backend_rows(command: str) -> list[Row]:
                 env={"fake": name}) for name, (_, kind, _) in ANSWERS.items()]
 
 
+PROFILE_ROWS = [
+    Row("profile", "no-target"),
+    Row("profile", "service-and-pid", ("theodore-demo", "--pid", "1")),
+    *(Row("profile", f"pid-{v}", ("--pid", v)) for v in ("0", "-1", "abc", "99999999", "1e3")),
+    *(Row("profile", f"seconds-{v}", ("--pid", "1", "--seconds", v)) for v in ("0", "-1", "nan", "99999999999")),
+    *(Row("profile", f"rate-{v}", ("--pid", "1", "--rate", v)) for v in ("0", "100000")),
+    Row("profile", "service-not-utf8", (NOT_UTF8,)),
+    Row("profile", "pid-gone", ("--pid", str(2**22)), code=1),
+    Row("profile", "service-stack-down", ("theodore-demo",), code=3),
+    Row("profile", "compare-missing", ("--pid", "1", "--compare", "/nonexistent/old.speedscope.json")),
+    Row("profile", "compare-a-directory", ("--pid", "1", "--compare", "/")),
+    Row("profile", "out-missing-folder", ("--pid", "1", "--out", "/nonexistent/folder/x")),
+    Row("profile", "out-a-directory", ("--pid", "1", "--out", "/tmp")),
+]
+"""`profile` asks no backend: a target, sampling options, the files it reads and writes (a pid
+that does not exist fails, exit 1; a service with no native stack running is exit 3)."""
+
 OPTION_ROWS = [
     *(Row(c, f"at-{v}", ("--at", v)) for c in ("metrics", "cost")
       for v in ("nan", "inf", "-inf", "1e400", "-5", "yesterday", "99999-01-01")),
@@ -223,6 +240,7 @@ OPTION_ROWS = [
     Row("tools", "tool-path", ("../prometheus",)),
     Row("alerts silence", "no-subcommand"),
     Row("up", "env-unknown", ("--env", "nope")),
+    *PROFILE_ROWS,
 ]
 """Bad values of single options (each command also gets its other arguments, see OPERATOR)."""
 

@@ -18,10 +18,11 @@ from .export import export
 from .health import health
 from .logs import logs
 from .metrics import metrics
+from .profile import profile
 from .status import status
 from .traces import traces
 
-COMMANDS = [status, metrics, logs, traces, alerts, health, dashboard, export, cost]
+COMMANDS = [status, metrics, logs, traces, alerts, health, dashboard, export, cost, profile]
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
