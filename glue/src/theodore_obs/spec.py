@@ -122,10 +122,6 @@ def _expected(error: jsonschema.ValidationError) -> str:
     return error.message
 
 
-def load_schema() -> dict[str, Any]:
-    return json.loads((repo_root() / SCHEMA_FILE).read_text())
-
-
 @functools.cache
 def _spec_validator(root: Path) -> jsonschema.Validator:
     """The schema's validator (formats such as ``uri`` checked), built once per repository root."""
