@@ -106,7 +106,7 @@ def up(env: str, runtime: str, timeout: float, spec_path: Path | None) -> None:
     """Start every component on 127.0.0.1 and wait until each is ready."""
     try:
         native.up(load_spec(env, spec_path), timeout=timeout, say=click.echo)
-    except SpecError as exc:
+    except (SpecError, RenderError) as exc:
         _fail(str(exc), EXIT_BAD_SPEC)
     except (native.NativeError, ToolError) as exc:
         _fail(str(exc))
