@@ -27,9 +27,9 @@ CLOSED = "http://127.0.0.1:9"
 
 def test_every_seed_command_is_on_theodore_obs_and_the_mountable_group() -> None:
     seed = {"status", "metrics", "logs", "traces", "alerts", "health", "dashboard", "export"}
-    assert seed | {"cost"} == {c.name for c in COMMANDS} == set(observability.commands)
+    assert seed | {"cost", "profile"} == {c.name for c in COMMANDS} == set(observability.commands)
     help_text = run_cli("--help").stdout
-    for name in [*seed, "cost", "render", "validate", "up", "down", "bench", "tools"]:
+    for name in [*seed, "cost", "profile", "render", "validate", "up", "down", "bench", "tools"]:
         assert f"  {name} " in help_text, name
 
 
