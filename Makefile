@@ -6,7 +6,7 @@ VENV   := .venv
 OBS    := $(VENV)/bin/theodore-obs
 ENV    ?= local
 
-.PHONY: help deps tools render validate lint test up down status bench clean check-drift
+.PHONY: help deps tools schema render validate lint test up down status bench clean check-drift
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ deps: $(VENV)/.installed ## Install the Python glue and its test tools into .ven
 
 tools: deps ## Build the pinned native binaries into ~/.cache/theodore-obs (cached per version)
 	$(OBS) tools
+
+schema: deps ## Regenerate the overlay part of stack.schema.json from its base
+	$(VENV)/bin/python -m theodore_obs.schema_overlay
 
 render: deps ## Render every environment of stack.yaml into rendered/
 	$(OBS) render

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
+from theodore_obs.schema_overlay import overlay_of
 from theodore_obs.spec import SpecError, deep_merge, environments, load_spec
 
-from .conftest import load_stack, run_cli
+from .conftest import ROOT, load_stack, run_cli
 
 
 @pytest.mark.parametrize("env", ["local", "staging", "prod"])
@@ -98,3 +100,30 @@ def test_missing_spec_file_is_named(tmp_path: Path) -> None:
     result = run_cli("render", "--spec", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2
     assert "nope.yaml" in result.stderr and "cannot read" in result.stderr
+
+
+def test_the_published_overlay_schema_is_the_one_generated_from_the_base() -> None:
+    """`$defs.overlay` is generated (`make schema`); the loader uses the generated one anyway."""
+    schema = json.loads((ROOT / "stack.schema.json").read_text())
+    assert schema["$defs"]["overlay"] == overlay_of(schema), "run `make schema` and commit stack.schema.json"
+
+
+def _requirements(schema: object) -> list[str]:
+    """Requirement keywords anywhere in a schema (property names are not keywords)."""
+    if isinstance(schema, list):
+        return [k for item in schema for k in _requirements(item)]
+    if not isinstance(schema, dict):
+        return []
+    found = [k for k in ("required", "if", "then", "else") if k in schema]
+    for key, value in schema.items():
+        children = value.values() if key == "properties" and isinstance(value, dict) else [value]
+        found += [k for child in children for k in _requirements(child)]
+    return found
+
+
+def test_an_overlay_may_set_any_base_key_but_requires_none() -> None:
+    schema = json.loads((ROOT / "stack.schema.json").read_text())
+    overlay = overlay_of(schema)
+    assert set(overlay["properties"]) == set(schema["properties"]) - {"environments"}
+    assert _requirements(schema["properties"]) != []
+    assert _requirements(overlay) == []

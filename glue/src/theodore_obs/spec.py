@@ -14,6 +14,7 @@ import yaml
 
 from . import spec_guard
 from .paths import repo_root
+from .schema_overlay import with_overlay
 
 SCHEMA_FILE = "stack.schema.json"
 
@@ -125,7 +126,7 @@ def _expected(error: jsonschema.ValidationError) -> str:
 @functools.cache
 def _spec_validator(root: Path) -> jsonschema.Validator:
     """The schema's validator (formats such as ``uri`` checked), built once per repository root."""
-    schema = json.loads((root / SCHEMA_FILE).read_text())
+    schema = with_overlay(json.loads((root / SCHEMA_FILE).read_text()))
     return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
 
 
