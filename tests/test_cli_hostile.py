@@ -285,11 +285,7 @@ def matrix(tmp: Path) -> list[Row]:
 
 
 SPEC_OWNED = {"render", "validate", "up"}
-"""Spec loading, rendering and these three commands are another change's; their rows are here so
-that change is checked by the same matrix."""
-"""`status` and `health` probe readiness and versions through ``endpoints.py`` (outside this
-change): a JSON list from a version API is an AttributeError there (caught only by the last
-resort) and a readiness error page goes 120 characters of HTML into the detail."""
+"""The commands that load and render a spec: their rows are checked by a test of their own."""
 
 
 # --- running a row ------------------------------------------------------------------------
@@ -367,7 +363,7 @@ def test_no_command_of_the_operator_cli_breaks_a_promise(
 
 def test_spec_loading_render_validate_and_up_keep_the_promises(
         matrix_results: dict[str, tuple[Row, list[str]]]) -> None:
-    """The rows of `render`, `validate` and `up` (their fixes belong to the spec/render change)."""
+    """The rows of `render`, `validate` and `up`: spec loading and rendering keep them too."""
     broken = {key: problems for key, (row, problems) in matrix_results.items()
               if problems and row.command in SPEC_OWNED}
     assert broken == {}
