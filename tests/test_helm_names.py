@@ -3,7 +3,7 @@
 The Kubernetes API server enforces these (the offline schemas cannot): object names are DNS-1123
 subdomains, Services DNS-1035 labels, volume and container names DNS-1123 labels, port names
 IANA service names (at most 15 characters, a letter among them), label values at most 63
-characters. A volume named after its ConfigMap (`config-otel-collector-agent.yaml`) was refused.
+characters. A volume cannot simply take its ConfigMap's name (`config-otel-collector-agent.yaml`).
 """
 
 from __future__ import annotations

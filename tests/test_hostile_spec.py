@@ -176,7 +176,7 @@ def test_control_characters_and_huge_strings_are_refused_naming_the_field(kind, 
 
 
 def test_the_grafana_admin_user_cannot_enable_anonymous_admin(tmp_path) -> None:
-    """The observed injection: a newline in grafana.admin_user added environment keys."""
+    """A newline in grafana.admin_user cannot add environment keys (anonymous Admin access)."""
     doc = _with(("grafana", "admin_user"), "admin\n      GF_AUTH_ANONYMOUS_ENABLED: \"true\"")
     (tmp_path / "stack.yaml").write_text(yaml.safe_dump(doc))
     result = run_cli("render", "--spec", str(tmp_path / "stack.yaml"), "--out", str(tmp_path / "out"))
@@ -186,7 +186,7 @@ def test_the_grafana_admin_user_cannot_enable_anonymous_admin(tmp_path) -> None:
 
 
 def test_a_runbook_url_with_go_template_syntax_is_refused(tmp_path) -> None:
-    """Prometheus templates annotations: `{{ .ExternalURL }}` in the runbook URL used to run."""
+    """Prometheus templates annotations: a runbook URL holding `{{ .ExternalURL }}` is refused."""
     doc = _with(("alerting", "runbook_base_url"), "https://runbooks.example/{{ .ExternalURL }}")
     (tmp_path / "stack.yaml").write_text(yaml.safe_dump(doc))
     with pytest.raises(SpecError, match="is not a 'uri'") as refused:
@@ -196,7 +196,7 @@ def test_a_runbook_url_with_go_template_syntax_is_refused(tmp_path) -> None:
 
 def test_a_slack_channel_is_data_for_alertmanager_templating(tmp_path) -> None:
     """Alertmanager templates the channel: Go-template text is printed as text, `#` is kept
-    (it used to cut the value); a newline is refused at load, like in every field."""
+    (a YAML comment would cut the value); a newline is refused at load, like in every field."""
     rendered = {}
     for channel in ("#alerts-prod", '{{ .ExternalURL }} {{ template "x" . }}'):
         doc = _with(("alerting", "receivers", "slack", "channel"), channel)
