@@ -31,6 +31,8 @@ from typing import Any
 from jinja2 import Undefined
 from markupsafe import Markup
 
+from .clients.prometheus import label_value as promql_str
+
 PLAIN = re.compile(r"[A-Za-z0-9_./:@+=-]*| +")
 """Characters no YAML, JSON or Go-template consumer reads as syntax inside a scalar (or only
 spaces: the indentation a macro is given)."""
@@ -79,12 +81,6 @@ def gotmpl(value: str) -> str:
 def nodollar(value: str) -> str:
     """``value`` with ``$`` doubled, for consumers that expand environment variables."""
     return str(value).replace("$", "$$")
-
-
-def promql_str(value: str) -> str:
-    """``value`` as a PromQL double-quoted string literal."""
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
 
 
 def line(value: str) -> Fragment:
