@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from theodore_obs.render import COMPOSE, RenderError, render_files
-from theodore_obs.render_check import parse
+from theodore_obs.render_check import parse, strings
 from theodore_obs.spec import SpecError, load_spec
 
 DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -108,23 +108,11 @@ def _consumer_reading(text: str) -> str:
     return text.replace('{{ "{{" }}', "{{").replace("$$", "$")
 
 
-def _strings(data: Any) -> Iterator[str]:
-    if isinstance(data, str):
-        yield data
-    elif isinstance(data, dict):
-        for key, value in data.items():
-            yield from _strings(key)
-            yield from _strings(value)
-    elif isinstance(data, list):
-        for value in data:
-            yield from _strings(value)
-
-
 def _carries(documents: dict[str, list[Any]], value: str) -> bool:
     """Whether ``value`` is inside a parsed string, as it is or as the body of a string literal
     of the language that string is written in (OTTL, PromQL, LogQL: JSON's escapes)."""
     forms = (value, json.dumps(value, ensure_ascii=False)[1:-1])
-    return any(form in _consumer_reading(s) for docs in documents.values() for s in _strings(docs)
+    return any(form in _consumer_reading(s) for docs in documents.values() for s in strings(docs)
                for form in forms)
 
 
