@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -37,8 +38,10 @@ def stack_endpoints(spec: dict[str, Any], host: str = "127.0.0.1") -> list[Endpo
                  f"http://{host}:{p['prometheus']}/api/v1/status/buildinfo"),
         Endpoint("alertmanager", f"http://{host}:{p['alertmanager']}/-/ready",
                  f"http://{host}:{p['alertmanager']}/api/v2/status"),
-        Endpoint("loki", f"http://{host}:{p['loki']}/ready",
-                 f"http://{host}:{p['loki']}/loki/api/v1/status/buildinfo"),
+        Endpoint("victorialogs", f"http://{host}:{p['victorialogs']}/health",
+                 f"http://{host}:{p['victorialogs']}/metrics"),
+        Endpoint("vmalert", f"http://{host}:{p['vmalert']}/health",
+                 f"http://{host}:{p['vmalert']}/metrics"),
         Endpoint("jaeger", f"http://{host}:{p['jaeger_health']}/status"),
         Endpoint("otel-collector", f"http://{host}:{p['collector_health']}/"),
         Endpoint("blackbox", f"http://{host}:{p['blackbox']}/-/healthy"),
@@ -51,10 +54,22 @@ def service_endpoints(spec: dict[str, Any], host: str = "127.0.0.1") -> list[End
             for name, svc in observed_services(spec).items()]
 
 
+VM_APP_VERSION = re.compile(r'^vm_app_version\{[^}]*short_version="v?([^"]+)"', re.MULTILINE)
+"""The version line of a VictoriaMetrics component's /metrics (VictoriaLogs, vmalert)."""
+
+
 def _version(url: str | None, timeout: float) -> str | None:
-    """The version a component's build-info API names, or None for any other answer."""
+    """The version a component's build-info API (or its VictoriaMetrics-style /metrics) names,
+    or None for any other answer."""
     if url is None:
         return None
+    if url.endswith("/metrics"):
+        try:
+            status, body, _kind = open_url(url, timeout)
+        except (OSError, ValueError):
+            return None
+        found = VM_APP_VERSION.search(body.decode(errors="replace")) if status == 200 else None
+        return found.group(1) if found else None
     status, data = get_json(url, timeout)
     info = data.get("data", data) if status == 200 and isinstance(data, dict) else None
     if not isinstance(info, dict):

@@ -32,6 +32,8 @@ from .render import (
     prometheus_flags,
     render_files,
     secret_files,
+    victorialogs_flags,
+    vmalert_flags,
     write_tree,
 )
 from .spec import Spec
@@ -111,7 +113,10 @@ def programs(spec: dict[str, Any], state: State) -> dict[str, list[str]]:
     """The command line of each component, reading the configs rendered for this runtime."""
     cfg, runtime = state.config, native_runtime(state.root)
     return {
-        "loki": [str(binary_path("loki")), f"-config.file={cfg / 'loki/loki.yaml'}"],
+        "victorialogs": [str(binary_path("victoria-logs")),
+                         *victorialogs_flags(spec, runtime, str(state.data("victorialogs")))],
+        "vmalert": [str(binary_path("vmalert")),
+                    *vmalert_flags(spec, runtime, str(cfg / "vmalert/rules/*.yml"))],
         "jaeger": [str(binary_path("jaeger")), f"--config={cfg / 'jaeger/config.yaml'}"],
         "otel-collector": [str(binary_path("otelcol-theodore")),
                            f"--config={cfg / 'otel-collector/config.yaml'}"],

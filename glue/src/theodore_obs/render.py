@@ -24,11 +24,11 @@ from .dashboards import dashboard_files, prometheus_min_interval
 from .paths import repo_root, state_root
 from .render_check import check_file, spec_paths_holding
 from .rule_context import rule_context
-from .spec import Spec, observed_services
+from .spec import Spec, log_tenant, observed_services
 from .template_filters import FILTERS, Serialized, UnsafeValue, finalize
-from .versions import load_versions
+from .versions import grafana_plugins, load_versions
 
-COMPONENT_DIRS = ("otel-collector", "prometheus", "alertmanager", "loki", "jaeger", "grafana",
+COMPONENT_DIRS = ("otel-collector", "prometheus", "alertmanager", "vmalert", "jaeger", "grafana",
                   "compose", "glue", "kubernetes")
 
 #: Where a component's output lands inside an environment's folder (default: its own name).
@@ -37,13 +37,13 @@ OUTPUT_DIRS = {"compose": ".", "glue": "apps"}
 #: Host name of each component in container runtimes (compose service = Kubernetes Service).
 CONTAINER_HOSTS = {
     "collector": "otel-collector", "prometheus": "prometheus", "alertmanager": "alertmanager",
-    "loki": "loki", "jaeger": "jaeger", "blackbox": "blackbox", "grafana": "grafana",
+    "victorialogs": "victorialogs", "vmalert": "vmalert", "jaeger": "jaeger", "blackbox": "blackbox", "grafana": "grafana",
     # Kubernetes only: the headless Service of the collector gateway the node agents feed.
     "collector_gateway": "otel-collector-gateway",
 }
 
 CONTAINER_DATA = {
-    "otel-collector": "/var/lib/otelcol", "loki": "/loki", "jaeger": "/var/lib/jaeger",
+    "otel-collector": "/var/lib/otelcol", "victorialogs": "/victoria-logs-data", "jaeger": "/var/lib/jaeger",
     "prometheus": "/prometheus", "alertmanager": "/alertmanager",
 }
 
@@ -111,7 +111,39 @@ def prometheus_flags(spec: dict[str, Any], runtime: Runtime, config: str, data: 
         f"--web.listen-address={runtime.bind}:{spec['ports']['prometheus']}",
         "--web.enable-lifecycle",
         "--web.enable-otlp-receiver",
+        # vmalert writes its alert state and any log-based recording rules here.
+        "--web.enable-remote-write-receiver",
         "--enable-feature=exemplar-storage",
+    ]
+
+
+def victorialogs_flags(spec: dict[str, Any], runtime: Runtime, data: str) -> list[str]:
+    """VictoriaLogs is configured by flags alone: listen address, storage, retention, flushing."""
+    retention = spec["retention"]["victorialogs"]
+    return [
+        f"-httpListenAddr={runtime.bind}:{spec['ports']['victorialogs']}",
+        f"-storageDataPath={data}",
+        f"-retentionPeriod={retention['period']}",
+        f"-retention.maxDiskSpaceUsageBytes={retention['max_disk_space']}",
+        f"-inmemoryDataFlushInterval={spec['log_store']['flush_interval']}",
+    ]
+
+
+def vmalert_flags(spec: dict[str, Any], runtime: Runtime, rules: str) -> list[str]:
+    """vmalert evaluates the log alert rules (``rules``: a glob) on VictoriaLogs, notifies
+    Alertmanager, and keeps its alert state in Prometheus (remote write, read back on restart).
+    The rule groups themselves carry the project and environment labels and the tenant headers."""
+    p, h = spec["ports"], runtime.host
+    prometheus = f"http://{h('prometheus')}:{p['prometheus']}"
+    return [
+        f"-rule={rules}",
+        f"-datasource.url=http://{h('victorialogs')}:{p['victorialogs']}",
+        f"-notifier.url=http://{h('alertmanager')}:{p['alertmanager']}",
+        f"-remoteWrite.url={prometheus}",
+        f"-remoteRead.url={prometheus}",
+        f"-httpListenAddr={runtime.bind}:{p['vmalert']}",
+        f"-evaluationInterval={spec['intervals']['evaluation']}",
+        f"-external.url={spec['grafana']['url']}",
     ]
 
 
@@ -141,7 +173,8 @@ def health_endpoints(spec: dict[str, Any], runtime: Runtime) -> list[tuple[str, 
     urls = [
         f"http://{h('prometheus')}:{p['prometheus']}/-/ready",
         f"http://{h('alertmanager')}:{p['alertmanager']}/-/ready",
-        f"http://{h('loki')}:{p['loki']}/ready",
+        f"http://{h('victorialogs')}:{p['victorialogs']}/health",
+        f"http://{h('vmalert')}:{p['vmalert']}/health",
         f"http://{h('jaeger')}:{p['jaeger_health']}/status",
         f"http://{h('collector')}:{p['collector_health']}/",
     ]
@@ -163,6 +196,8 @@ def context(spec: Spec, runtime: Runtime) -> dict[str, Any]:
         "secrets_dir": runtime.secrets_dir,
         "hosts": {component: runtime.host(component) for component in CONTAINER_HOSTS},
         "images": images,
+        "grafana_plugins": grafana_plugins(),
+        "log_tenant": dict(zip(("account_id", "project_id"), log_tenant(data), strict=True)),
         "health_endpoints": health_endpoints(data, runtime),
         "secret_files": secret_files(data),
         "data_dir": runtime.data_dir,
@@ -170,6 +205,8 @@ def context(spec: Spec, runtime: Runtime) -> dict[str, Any]:
         "service_host": lambda name: runtime.service_host(name, data),
         "prometheus_flags": lambda cfg, d: prometheus_flags(data, runtime, cfg, d),
         "alertmanager_flags": lambda cfg, d: alertmanager_flags(data, runtime, cfg, d),
+        "victorialogs_flags": lambda d: victorialogs_flags(data, runtime, d),
+        "vmalert_flags": lambda rules: vmalert_flags(data, runtime, rules),
         **rule_context(data),
         "grafana_dashboards_dir": runtime.grafana_dashboards(),
         "prometheus_min_interval": prometheus_min_interval(data),

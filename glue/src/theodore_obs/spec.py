@@ -185,12 +185,24 @@ def load_spec(environment: str, path: Path | None = None) -> Spec:
 
 
 def _check_references(data: dict[str, Any], path: Path, node: yaml.Node | None) -> None:
-    """Names the schema cannot check: the demo service must be one of ``services``."""
+    """Names the schema cannot check: the demo service must be one of ``services``, the log
+    store's tenant one of ``tenants``."""
     demo = data["demo"]["service"]
     if demo not in data["services"]:
         known = ", ".join(sorted(data["services"]))
         raise SpecError(path, "demo.service", f"names no service (defined: {known})",
                         _line_of(node, ["demo", "service"]))
+    tenant = data["log_store"]["tenant"]
+    if tenant not in data["tenants"]:
+        known = ", ".join(sorted(data["tenants"])) or "none"
+        raise SpecError(path, "log_store.tenant", f"names no tenant (defined: {known})",
+                        _line_of(node, ["log_store", "tenant"]))
+
+
+def log_tenant(spec: dict[str, Any], name: str | None = None) -> tuple[int, int]:
+    """(AccountID, ProjectID) of a tenant's logs: ``name``, else the log store's own tenant."""
+    tenant = spec["tenants"][name or spec["log_store"]["tenant"]]
+    return tenant.get("account_id", 0), tenant.get("project_id", 0)
 
 
 def observed_services(spec: dict[str, Any]) -> dict[str, Any]:

@@ -72,7 +72,7 @@ def checks_for(env_dir: Path) -> list[tuple[str, list[str], Path]]:
     prom = env_dir / "prometheus" / "prometheus.yml"
     rules = sorted((env_dir / "prometheus" / "rules").glob("*.yml"))
     rule_tests = sorted((env_dir / "prometheus" / "tests").glob("*.test.yml"))
-    log_rules = sorted((env_dir / "loki" / "rules").glob("*/*.yml"))
+    log_rules = sorted((env_dir / "vmalert" / "rules").glob("*.yml"))
     found = [
         ("promtool check config", ["promtool", "check", "config", str(prom)], prom),
         *[("promtool check rules", ["promtool", "check", "rules", str(r)], r) for r in rules],
@@ -86,11 +86,8 @@ def checks_for(env_dir: Path) -> list[tuple[str, list[str], Path]]:
         ("otelcol validate", ["otelcol-theodore", "validate",
                               f"--config={env_dir / 'otel-collector' / 'agent.yaml'}"],
          env_dir / "otel-collector" / "agent.yaml"),
-        ("loki -verify-config", ["loki", "-verify-config",
-                                 f"-config.file={env_dir / 'loki' / 'loki.yaml'}"],
-         env_dir / "loki" / "loki.yaml"),
-        *[("lokitool rules check", ["lokitool", "rules", "check", f"--rule-files={r}"], r)
-          for r in log_rules],
+        # vmalert parses every LogsQL expression (a `stats` query for vlogs groups) and template.
+        *[("vmalert -dryRun", ["vmalert", "-dryRun", f"-rule={r}"], r) for r in log_rules],
         ("jaeger validate", ["jaeger", "validate", f"--config={env_dir / 'jaeger' / 'config.yaml'}"],
          env_dir / "jaeger" / "config.yaml"),
         ("blackbox --config.check", ["blackbox_exporter", "--config.check",

@@ -35,3 +35,10 @@ def load_versions(path: Path | None = None) -> dict[str, Component]:
     raw = yaml.safe_load(path.read_text())
     return {name: Component(name=name, **{k: str(v) if k == "version" else v for k, v in spec.items()})
             for name, spec in raw["components"].items()}
+
+
+def grafana_plugins(path: Path | None = None) -> list[str]:
+    """The Grafana plugins to install, as ``id@version`` (Grafana's preinstall syntax)."""
+    path = path or repo_root() / "versions.yaml"
+    raw = yaml.safe_load(path.read_text())
+    return [f"{plugin}@{version}" for plugin, version in (raw.get("grafana_plugins") or {}).items()]
