@@ -36,8 +36,8 @@ from .helm_support import (
 
 ENVS = environments()
 VERSION_KEYS = {"otel-collector-agent": "otelcol", "otel-collector-gateway": "otelcol",
-                "prometheus": "prometheus", "alertmanager": "alertmanager", "loki": "loki",
-                "jaeger": "jaeger", "grafana": "grafana", "blackbox": "blackbox_exporter"}
+                "prometheus": "prometheus", "alertmanager": "alertmanager",
+                "victorialogs": "victorialogs", "vmalert": "vmalert", "jaeger": "jaeger", "grafana": "grafana", "blackbox": "blackbox_exporter"}
 POD_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
 
 
@@ -160,7 +160,7 @@ def test_every_rendered_config_ships_in_the_chart(env: str, rendered) -> None:
     manifests = rendered("default", env)
     shipped = [content for m in manifests if m["kind"] == "ConfigMap" for content in m["data"].values()]
     base = ROOT / "rendered" / env
-    components = ["otel-collector", "prometheus", "alertmanager", "loki", "jaeger", "grafana"]
+    components = ["otel-collector", "prometheus", "alertmanager", "vmalert", "jaeger", "grafana"]
     files = [p for c in components for p in (base / c).rglob("*")
              if p.is_file() and not p.relative_to(base).as_posix().startswith(CHECKED_NOT_MOUNTED)]
     assert files
@@ -202,6 +202,10 @@ def test_containers_run_compose_commands(env: str, rendered) -> None:
             continue
         if workload == ("Deployment", "otel-collector-gateway"):  # 2 replicas by default
             command = [*command, "--feature-gates=connector.spanmetrics.includeCollectorInstanceID"]
+        if workload == ("Deployment", "vmalert"):  # one notifier URL per Alertmanager replica (2)
+            command = [u for a in command for u in (
+                [f"-notifier.url=http://alertmanager-{i}.alertmanager.observability.svc:9093" for i in range(2)]
+                if a.startswith("-notifier.url=") else [a])]
         assert container.get("args") == command, workload
 
 
@@ -315,15 +319,15 @@ def test_labels_and_selectors(profile: str, rendered) -> None:
         selector = m["spec"]["selector"]["matchLabels"]
         assert selector.items() <= m["spec"]["template"]["metadata"]["labels"].items()
     pods = {m["metadata"]["name"]: m["spec"]["template"]["metadata"]["labels"] for m in workloads(manifests)}
-    for service in (m for m in manifests if m["kind"] == "Service"):
+    for service in (m for m in manifests if m["kind"] == "Service" and m["spec"].get("type") != "ExternalName"):
         matched = [n for n, labels in pods.items() if service["spec"]["selector"].items() <= labels.items()]
         assert matched, f"Service {service['metadata']['name']} selects no pod"
 
 
 def test_services_keep_the_host_names_the_configs_use(rendered) -> None:
     services = {m["metadata"]["name"] for m in rendered() if m["kind"] == "Service"}
-    assert {"otel-collector", "otel-collector-gateway", "prometheus", "alertmanager", "loki",
-            "jaeger", "grafana", "blackbox"} <= services
+    assert {"otel-collector", "otel-collector-gateway", "prometheus", "alertmanager", "victorialogs",
+            "vmalert", "jaeger", "grafana", "blackbox"} <= services
     agent = yaml.safe_load((ROOT / "rendered/prod/otel-collector/agent.yaml").read_text())
     assert agent["exporters"]["loadbalancing/traces"]["resolver"]["dns"]["hostname"] == "otel-collector-gateway"
     gateway = by_kind(rendered())[("Service", "otel-collector-gateway")]
@@ -360,6 +364,10 @@ BAD_VALUES = [
     (["--set", "global.imagePullPolicy=Sometimes"], "/global/imagePullPolicy"),
     (["--set", "collector.gateway.resources.limits.memory=lots"], "/collector/gateway/resources/limits/memory"),
     (["--set", "alertmanager.secretFiles.discord_url.existingSecret=x"], "discord_url"),
+    (["--set", "victorialogs.objectStorage.existingSecret=s3"], "additional properties 'objectStorage' not allowed"),
+    (["--set", "victorialogs.persistence.size=lots"], "/victorialogs/persistence/size"),
+    (["--set", "victorialogs.external.selectHost=Bad_Host"], "/victorialogs/external/selectHost"),
+    (["--set", "victorialogs.terminationGracePeriodSeconds=0"], "/victorialogs/terminationGracePeriodSeconds"),
 ]
 
 
@@ -438,12 +446,10 @@ def test_the_packaged_chart_carries_the_rendered_files(scratch: Path, tmp_path: 
 
 
 def test_remote_stores_of_a_cluster_environment(scratch: Path, tmp_path: Path) -> None:
-    """An environment with S3 for Loki and OpenSearch for Jaeger: configs and credentials follow."""
+    """An environment with OpenSearch for Jaeger and remote_write for Prometheus: configs and credentials follow."""
     spec = yaml.safe_load((ROOT / "stack.yaml").read_text())
     spec["environments"]["cluster"] = {
         "demo": {"enabled": False},
-        "loki": {"object_storage": {"endpoint": "minio.storage:9000", "bucket": "theodore-logs",
-                                    "path_style": True}},
         "jaeger": {"storage": "opensearch",
                    "remote_storage": {"server_urls": ["https://opensearch.storage:9200"], "basic_auth": True}},
         "prometheus": {"remote_write": [{"name": "mimir", "url": "http://mimir.storage:8080/api/v1/push"}]},
@@ -456,11 +462,9 @@ def test_remote_stores_of_a_cluster_environment(scratch: Path, tmp_path: Path) -
     (chart / "files" / "rendered").symlink_to(tmp_path / "rendered")
     manifests = template(scratch, *profile_args("object-storage"), "--set", "environment=cluster", chart=chart)
     objects = by_kind(manifests)
-    loki_config = yaml.safe_load((tmp_path / "rendered/cluster/loki/loki.yaml").read_text())
-    assert loki_config["common"]["storage"]["s3"]["bucketnames"] == "theodore-logs"
-    loki = pod_spec(objects[("StatefulSet", "loki")])["containers"][0]
-    assert {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in loki["env"]} == {
-        "AWS_ACCESS_KEY_ID": "loki-s3", "AWS_SECRET_ACCESS_KEY": "loki-s3"}
+    victorialogs = objects[("StatefulSet", "victorialogs")]
+    assert "env" not in pod_spec(victorialogs)["containers"][0]
+    assert victorialogs["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "fast-ssd"
     jaeger = objects[("StatefulSet", "jaeger")]
     assert "volumeClaimTemplates" not in jaeger["spec"]
     assert {e["name"] for e in pod_spec(jaeger)["containers"][0]["env"]} == {"ES_USERNAME", "ES_PASSWORD"}
@@ -475,10 +479,6 @@ def test_a_remote_jaeger_store_needs_its_servers(write_spec) -> None:
     spec = yaml.safe_load((ROOT / "stack.yaml").read_text())
     spec["jaeger"] = {"storage": "elasticsearch"}
     with pytest.raises(SpecError, match=r"jaeger \(line \d+\): missing required key: 'remote_storage'"):
-        load_spec("prod", write_spec(spec))
-    spec["loki"] = {"object_storage": {"endpoint": "s3.amazonaws.com", "bucket": "Bad_Bucket"}}
-    spec["jaeger"] = {"storage": "badger"}
-    with pytest.raises(SpecError, match=r"loki\.object_storage\.bucket \(line \d+\): expected a string matching"):
         load_spec("prod", write_spec(spec))
 
 
@@ -498,13 +498,129 @@ def test_validate_checks_the_chart_and_names_what_breaks(monkeypatch, tmp_path: 
     assert {p.split(":")[0] for p in problems} == {"kubernetes 1.33", "kubernetes 1.34"}
 
 
-def test_an_external_loki_takes_the_loki_host_name(scratch: Path) -> None:
-    """Loki scaled out elsewhere: the `loki` Service points there and no Loki runs here."""
-    manifests = template(scratch, "--set", "loki.externalHost=loki-gateway.loki.svc.cluster.local")
-    loki = [m for m in manifests if m["metadata"]["name"] == "loki" or "loki" in m["metadata"]["name"].split("-")]
-    assert [(m["kind"], m["spec"]["type"], m["spec"]["externalName"]) for m in loki] == [
-        ("Service", "ExternalName", "loki-gateway.loki.svc.cluster.local")]
-    assert not [e for m in manifests for e in validator_for(KUBERNETES_SCHEMAS[1]).errors(m)]
+# --- VictoriaLogs and vmalert ---------------------------------------------------------------
+
+INSERT = "vlc-victoria-logs-cluster-vlinsert.logs.svc.cluster.local"
+SELECT = "vlc-victoria-logs-cluster-vlselect.logs.svc.cluster.local"
+
+
+def test_an_external_victorialogs_cluster_takes_the_host_names(rendered) -> None:
+    """The cluster chart's hosts: no VictoriaLogs here, the collector writes to vlinsert, readers read vlselect."""
+    manifests = rendered("external-logs")
+    objects = by_kind(manifests)
+    logs = [m for m in manifests if m["metadata"]["name"].startswith("victorialogs")]
+    assert sorted((m["kind"], m["metadata"]["name"], m["spec"]["type"], m["spec"]["externalName"]) for m in logs) == [
+        ("Service", "victorialogs", "ExternalName", SELECT),
+        ("Service", "victorialogs-insert", "ExternalName", INSERT)]
+    port = load_spec("prod").data["ports"]["victorialogs"]
+    assert all(m["spec"]["ports"] == [{"name": "http", "port": port, "protocol": "TCP"}] for m in logs)
+    gateway = yaml.safe_load(mounted_files(manifests, ("Deployment", "otel-collector-gateway"))["/etc/otelcol/config.yaml"])
+    endpoints = [e["logs_endpoint"] for e in gateway["exporters"].values() if "logs_endpoint" in e]
+    assert endpoints == [f"http://victorialogs-insert:{port}/insert/opentelemetry/v1/logs"]
+    vmalert = pod_spec(objects[("Deployment", "vmalert")])["containers"][0]["args"]
+    assert f"-datasource.url=http://victorialogs:{port}" in vmalert
+    datasources = mounted_files(manifests, ("Deployment", "grafana"))[
+        "/etc/grafana/provisioning/datasources/datasources.yaml"]
+    assert f"url: http://victorialogs:{port}" in datasources
+    assert "victorialogs" not in {m["metadata"]["name"] for m in manifests if m["kind"] in ("NetworkPolicy", "ServiceMonitor")}
+    assert ("StatefulSet", "victorialogs") not in objects
+
+
+def test_one_external_host_for_insert_and_select_keeps_the_configs_byte_for_byte(scratch: Path) -> None:
+    """vmauth in front of the cluster serves both paths: one ExternalName, the rendered config as is."""
+    manifests = template(scratch, "--set", f"victorialogs.external.insertHost={SELECT}",
+                         "--set", f"victorialogs.external.selectHost={SELECT}")
+    logs = [(m["kind"], m["metadata"]["name"]) for m in manifests if m["metadata"]["name"].startswith("victorialogs")]
+    assert logs == [("Service", "victorialogs")]
+    seen = mounted_files(manifests, ("Deployment", "otel-collector-gateway"))["/etc/otelcol/config.yaml"]
+    assert seen == (ROOT / "rendered/prod/otel-collector/config.yaml").read_text()
+
+
+def test_an_external_victorialogs_needs_both_hosts(scratch: Path) -> None:
+    result = helm("template", "obs", str(CHART), "--set", f"victorialogs.external.selectHost={SELECT}", tmp=scratch)
+    assert result.returncode != 0
+    assert "victorialogs.external: set both insertHost and selectHost" in result.stderr
+
+
+@pytest.mark.parametrize(("env", "size"), [("prod", "122880Mi"), ("staging", "12288Mi"), ("local", "1228Mi")])
+def test_victorialogs_volume_follows_the_rendered_disk_limit(env: str, size: str, rendered) -> None:
+    """The rendered -retention.maxDiskSpaceUsageBytes (stack.yaml's max_disk_space) plus a fifth."""
+    limit = load_spec(env).data["retention"]["victorialogs"]["max_disk_space"]
+    statefulset = by_kind(rendered("default", env))[("StatefulSet", "victorialogs")]
+    assert f"-retention.maxDiskSpaceUsageBytes={limit}" in pod_spec(statefulset)["containers"][0]["args"]
+    claims = statefulset["spec"]["volumeClaimTemplates"]
+    assert [c["metadata"]["name"] for c in claims] == ["data"]
+    assert claims[0]["spec"]["resources"]["requests"]["storage"] == size
+
+
+def test_a_victorialogs_volume_size_value_wins(scratch: Path) -> None:
+    manifests = template(scratch, "--set", "victorialogs.persistence.size=500Gi")
+    claims = by_kind(manifests)[("StatefulSet", "victorialogs")]["spec"]["volumeClaimTemplates"]
+    assert claims[0]["spec"]["resources"]["requests"]["storage"] == "500Gi"
+
+
+def test_victorialogs_runs_non_root_on_its_own_volume_and_stops_gracefully(rendered) -> None:
+    statefulset = by_kind(rendered())[("StatefulSet", "victorialogs")]
+    spec = pod_spec(statefulset)
+    security = spec["securityContext"]
+    assert security["runAsUser"] > 0 and security["fsGroup"] == security["runAsGroup"] == security["runAsUser"]
+    assert spec["terminationGracePeriodSeconds"] == 60
+    assert statefulset["spec"]["replicas"] == 1
+    container = spec["containers"][0]
+    data_dir = yaml.safe_load((ROOT / "rendered/prod/kubernetes/stack.yaml").read_text())["data_dirs"]["victorialogs"]
+    assert {"name": "data", "mountPath": data_dir} in container["volumeMounts"]
+    assert f"-storageDataPath={data_dir}" in container["args"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": 9428}
+
+
+def test_vmalert_is_one_stateless_replica_notifying_every_alertmanager(rendered) -> None:
+    for profile, replicas in (("default", 2), ("ha", 3), ("minimal", 1)):
+        deployment = by_kind(rendered(profile))[("Deployment", "vmalert")]
+        spec = pod_spec(deployment)
+        assert deployment["spec"]["replicas"] == 1
+        assert not [v for v in spec["volumes"] if "persistentVolumeClaim" in v]
+        container = spec["containers"][0]
+        assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": 8880}
+        notifiers = [a for a in container["args"] if a.startswith("-notifier.url=")]
+        if replicas == 1:
+            assert notifiers == ["-notifier.url=http://alertmanager:9093"], profile
+        else:
+            assert notifiers == [f"-notifier.url=http://alertmanager-{i}.alertmanager.observability.svc:9093"
+                                 for i in range(replicas)], profile
+    rules = mounted_files(rendered(), ("Deployment", "vmalert"))
+    assert rules.keys() == {"/etc/vmalert/rules/logs.yml"}
+    assert "type: vlogs" in rules["/etc/vmalert/rules/logs.yml"]
+
+
+def test_grafana_installs_the_pinned_logs_plugin_once(rendered) -> None:
+    plugins = yaml.safe_load((ROOT / "rendered/prod/kubernetes/stack.yaml").read_text())["grafana_plugins"]
+    assert plugins.startswith("victoriametrics-logs-datasource@")
+    env = pod_spec(by_kind(rendered())[("Deployment", "grafana")])["containers"][0]["env"]
+    assert [e["value"] for e in env if e["name"] == "GF_PLUGINS_PREINSTALL_SYNC"] == [plugins]
+
+
+def test_only_the_stack_pods_that_use_them_reach_victorialogs_and_vmalert(rendered) -> None:
+    policies = {m["metadata"]["name"]: m for m in rendered() if m["kind"] == "NetworkPolicy"}
+
+    def sources(name: str) -> list[str]:
+        (rule,) = policies[name]["spec"]["ingress"]
+        (peer,) = rule["from"]
+        assert peer["podSelector"]["matchLabels"] == {"app.kubernetes.io/instance": "obs",
+                                                      "app.kubernetes.io/part-of": "theodore-observability"}
+        (expression,) = peer["podSelector"]["matchExpressions"]
+        assert expression["key"] == "app.kubernetes.io/name" and expression["operator"] == "In"
+        return sorted(expression["values"])
+
+    assert sources("victorialogs") == ["blackbox", "grafana", "otel-collector-gateway", "prometheus", "vmalert"]
+    assert sources("vmalert") == ["blackbox", "prometheus"]
+    internal = policies["alertmanager"]["spec"]["ingress"][0]["from"][0]["podSelector"]
+    assert "matchExpressions" not in internal  # vmalert notifies it, like Prometheus
+
+
+def test_service_monitors_cover_victorialogs_and_vmalert(rendered) -> None:
+    monitors = {m["metadata"]["name"]: m for m in rendered("integrations") if m["kind"] == "ServiceMonitor"}
+    assert {"victorialogs", "vmalert"} <= monitors.keys()
+    assert monitors["vmalert"]["spec"]["endpoints"][0]["port"] == "http"
 
 
 def test_span_metrics_of_each_gateway_replica_are_their_own_series(rendered) -> None:

@@ -1,5 +1,5 @@
 {{/*
-Names. Services keep the host names the rendered configs address (prometheus, loki, …), so one
+Names. Services keep the host names the rendered configs address (prometheus, victorialogs, …), so one
 release runs per namespace and every resource is named after its component.
 */}}
 {{- define "theodore.chart" -}}
@@ -248,9 +248,12 @@ prometheus:
 alertmanager:
   service: alertmanager
   enabled: true
-loki:
-  service: loki
-  enabled: {{ not .Values.loki.externalHost }}
+victorialogs:
+  service: victorialogs
+  enabled: {{ not (include "theodore.victorialogsExternal" .) }}
+vmalert:
+  service: vmalert
+  enabled: true
 jaeger:
   service: jaeger
   enabled: true
@@ -268,7 +271,7 @@ blackbox:
 {{- toYaml (dict "service" $w.service "extra" ($w.extra | default list)) -}}
 {{- end }}
 
-{{/* The `data` volumeClaimTemplate of a StatefulSet: (dict "root" $ "component" "loki" "size" "10Gi"). */}}
+{{/* The `data` volumeClaimTemplate of a StatefulSet: (dict "root" $ "component" "victorialogs" "size" "10Gi"). */}}
 {{- define "theodore.dataClaim" -}}
 - metadata:
     name: data
@@ -296,5 +299,39 @@ blackbox:
 {{- $unit := regexFind "[A-Za-z]+$" $q -}}
 {{- $perMiB := dict "Ki" (list 1 1024) "Mi" (list 1 1) "Gi" (list 1024 1) "Ti" (list 1048576 1) "k" (list 1000 1048576) "M" (list 1000000 1048576) "G" (list 1000000000 1048576) "T" (list 1000000000000 1048576) "" (list 1 1048576) -}}
 {{- $factor := index $perMiB $unit | default (list 1 1048576) -}}
+{{- div (mul $number (index $factor 0)) (index $factor 1) -}}
+{{- end }}
+
+{{/*
+"true" when VictoriaLogs runs outside this release (victorialogs.external names its hosts), else "".
+Both hosts or neither: a collector writing to one store while vmalert and Grafana read another
+would lose every log without an error.
+*/}}
+{{- define "theodore.victorialogsExternal" -}}
+{{- $e := .Values.victorialogs.external -}}
+{{- if or $e.insertHost $e.selectHost -}}
+{{- if not (and $e.insertHost $e.selectHost) -}}
+{{- fail "victorialogs.external: set both insertHost and selectHost (the same host when one serves /insert/ and /select/, e.g. the vmauth of the victoria-logs-cluster chart)" -}}
+{{- end -}}
+true
+{{- end -}}
+{{- end }}
+
+{{/* "true" when the external insert and select hosts differ (the collector then writes to `victorialogs-insert`). */}}
+{{- define "theodore.victorialogsSplit" -}}
+{{- $e := .Values.victorialogs.external -}}
+{{- if and (include "theodore.victorialogsExternal" .) (ne $e.insertHost $e.selectHost) }}true{{ end -}}
+{{- end }}
+
+{{/* A byte size of a VictoriaLogs flag (100GiB, 10GB, 512MiB, 1073741824) in whole MiB. */}}
+{{- define "theodore.flagMebibytes" -}}
+{{- $q := toString . -}}
+{{- $number := regexFind "^[0-9]+" $q | atoi -}}
+{{- $unit := regexFind "[A-Za-z]+$" $q -}}
+{{- $perMiB := dict "KiB" (list 1 1024) "MiB" (list 1 1) "GiB" (list 1024 1) "TiB" (list 1048576 1) "KB" (list 1000 1048576) "MB" (list 1000000 1048576) "GB" (list 1000000000 1048576) "TB" (list 1000000000000 1048576) "" (list 1 1048576) -}}
+{{- if not (hasKey $perMiB $unit) -}}
+{{- fail (printf "-retention.maxDiskSpaceUsageBytes=%s: unknown unit %q; set victorialogs.persistence.size" $q $unit) -}}
+{{- end -}}
+{{- $factor := index $perMiB $unit -}}
 {{- div (mul $number (index $factor 0)) (index $factor 1) -}}
 {{- end }}
