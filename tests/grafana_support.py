@@ -14,6 +14,8 @@ import yaml
 from .conftest import ROOT
 
 VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
+LOGS = "victoriametrics-logs-datasource"
+"""The VictoriaLogs plugin's data source type."""
 BUILTIN = {"__rate_interval", "__interval", "__interval_ms", "__range", "__auto", "__from", "__to",
            "__all", "__tags", "__field", "__value", "__span", "__trace"}
 

@@ -10,14 +10,24 @@ import pytest
 import yaml
 from theodore_obs.dashboards import boards, dashboards, prometheus_min_interval
 from theodore_obs.render import COMPOSE, native_runtime, render_files
-from theodore_obs.spec import load_spec
+from theodore_obs.spec import load_spec, log_tenant
 from theodore_obs.telemetry.metrics import catalogue
 
 from .conftest import ROOT
+from .grafana_support import (
+    LOGS,
+    panels,
+    provisioned_datasources,
+    targets,
+    variables_used,
+)
 from .grafana_support import dashboards as rendered_dashboards
-from .grafana_support import panels, provisioned_datasources, targets, variables_used
 
 ENVS = ["local", "staging", "prod"]
+PLUGIN_QUERY_KEYS = {"refId", "datasource", "editorMode", "expr", "legendFormat", "maxLines", "step",
+                     "queryType", "interval", "fields", "direction"}
+"""Keys of the VictoriaLogs plugin's Query (victorialogs-datasource 0.26.3, src/types.ts) we may set."""
+LOGSQL_FORMS = re.compile(r'in\(\$\w+\)|:~"\$\w+"|:="\$\w+"')
 UIDS = {"theodore-service-overview", "theodore-research-kpis", "theodore-ai-cost", "theodore-logs",
         "theodore-slo", "theodore-alerts", "theodore-stack-health", "theodore-versions"}
 
@@ -131,15 +141,80 @@ def test_panels_link_to_runbooks_and_traces() -> None:
 
 def test_datasources_link_the_three_signals_both_ways() -> None:
     ds = provisioned_datasources("local")
-    assert set(ds) == {"prometheus", "loki", "jaeger", "alertmanager"}
+    assert set(ds) == {"prometheus", "victorialogs", "jaeger", "alertmanager"}
+    assert ds["victorialogs"]["type"] == LOGS
     assert ds["prometheus"]["jsonData"]["exemplarTraceIdDestinations"][0]["datasourceUid"] == "jaeger"
-    (derived,) = ds["loki"]["jsonData"]["derivedFields"]
+    (derived,) = ds["victorialogs"]["jsonData"]["derivedFields"]
     assert derived | {"url": None} == derived | {"matcherType": "label", "matcherRegex": "trace_id",
                                                 "datasourceUid": "jaeger", "url": None}
     to_logs = ds["jaeger"]["jsonData"]["tracesToLogsV2"]
-    assert to_logs["datasourceUid"] == "loki" and to_logs["customQuery"] is True
-    assert 'trace_id="$${__span.traceId}"' in to_logs["query"]
+    assert to_logs["datasourceUid"] == "victorialogs" and to_logs["customQuery"] is True
+    assert 'trace_id:="$${__trace.traceId}"' in to_logs["query"]
     assert ds["jaeger"]["jsonData"]["tracesToMetrics"]["datasourceUid"] == "prometheus"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_logs_data_source_reads_the_log_stores_tenant(env: str) -> None:
+    spec = load_spec(env)
+    account, project = log_tenant(spec.data)
+    headers = provisioned_datasources(env)["victorialogs"]["jsonData"]["multitenancyHeaders"]
+    assert headers == {"AccountID": str(account), "ProjectID": str(project)}
+
+
+def _logs_targets(board: dict) -> list[tuple[dict, dict]]:
+    return [(panel, body) for panel in panels(board) for body in panel.get("targets", [])
+            if body["datasource"]["type"] == LOGS]
+
+
+def test_logs_targets_follow_the_victorialogs_plugins_query_model() -> None:
+    """The plugin's Query (src/types.ts): a logs panel lists lines (``instant``, with
+    ``maxLines``); a time series counts lines per step (``statsRange``, ending in ``| stats``)."""
+    found = 0
+    for path, board in rendered_dashboards("local").items():
+        for panel, body in _logs_targets(board):
+            found += 1
+            where = f"{path}: {panel['title']}"
+            assert body["datasource"] == {"type": LOGS, "uid": "victorialogs"}, where
+            assert set(body) <= PLUGIN_QUERY_KEYS, f"{where}: {sorted(set(body) - PLUGIN_QUERY_KEYS)}"
+            if panel["type"] == "logs":
+                assert body["queryType"] == "instant" and body["maxLines"] > 0, where
+                assert "| stats" not in body["expr"], where
+            else:
+                assert panel["type"] == "timeseries", where
+                assert body["queryType"] == "statsRange", where
+                assert re.search(r"\| stats by \([^)]+\) count\(\)( as \w+)?$", body["expr"]), where
+    assert found
+
+
+def test_logsql_variables_appear_only_in_forms_the_plugin_fills() -> None:
+    """``in($v)``, ``:~"$v"`` and ``:="$v"``: the plugin's interpolateString quotes each as LogsQL
+    needs (tests/grafana_queries.py fills them the same way), a bare ``$v`` elsewhere it may not."""
+    for path, board in rendered_dashboards("local").items():
+        exprs = [body["expr"] for _, body in _logs_targets(board)]
+        exprs += [v["query"]["query"] for v in board["templating"]["list"]
+                  if v.get("datasource", {}).get("type") == LOGS]
+        for expr in exprs:
+            bare = LOGSQL_FORMS.sub("", expr)
+            assert not variables_used(bare), f"{path}: {expr!r} uses a variable outside in(), :~ or :="
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_logs_variables_are_field_values_of_victorialogs(env: str) -> None:
+    board = rendered_dashboards(env)["Services/theodore-logs.json"]
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    for name, field in (("environment", "deployment.environment"), ("service", "service.name")):
+        var = variables[name]
+        assert var["datasource"] == {"type": LOGS, "uid": "victorialogs"}, name
+        assert var["query"] | {"refId": None} == var["query"] | {
+            "type": "fieldValue", "field": field, "refId": None}, name
+        assert var["query"]["limit"] > 0, name
+    assert variables["environment"]["current"]["value"] == env
+    assert variables["service"]["allValue"] == "*" and variables["service"]["multi"]
+
+
+def test_no_dashboard_queries_loki() -> None:
+    text = json.dumps(rendered_dashboards("local"))
+    assert "loki" not in text.lower()
 
 
 def test_rate_interval_covers_several_otlp_pushes() -> None:
@@ -166,7 +241,7 @@ def test_dashboard_provider_points_where_each_runtime_keeps_the_files(tmp_path: 
 def test_every_alerts_runbook_is_linked_from_a_panel(env: str) -> None:
     """An operator looking at a panel finds the runbook of the alert that watches it."""
     rules = [*(ROOT / "rendered" / env / "prometheus" / "rules").glob("*.yml"),
-             *(ROOT / "rendered" / env / "loki" / "rules").rglob("*.yml")]
+             *(ROOT / "rendered" / env / "vmalert" / "rules").glob("*.yml")]
     alerts = {rule["alert"] for path in rules for group in yaml.safe_load(path.read_text())["groups"]
               for rule in group["rules"] if "alert" in rule}
     linked = {link["url"].rpartition("#")[2] for board in rendered_dashboards(env).values()

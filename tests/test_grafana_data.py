@@ -1,6 +1,6 @@
 """Every dashboard panel shows data on the native stack with the demo load, and the data
-sources' links between signals resolve: each query runs against the real Prometheus, Loki and
-Jaeger the way Grafana would send it (see grafana_queries).
+sources' links between signals resolve: each query runs against the real Prometheus,
+VictoriaLogs and Jaeger the way Grafana would send it (see grafana_queries).
 
 The stack runs on the spec's ports shifted by PORT_OFFSET, in a temporary state directory.
 """
@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from .conftest import native_stack
-from .grafana_queries import Grafanaish, get_json
-from .grafana_support import Target, dashboards, targets
+from .grafana_queries import Grafanaish, LogsQLRejected, get_json, logsql
+from .grafana_support import LOGS, Target, dashboards, targets
 
 PORT_OFFSET = 12900
 DATA_TIMEOUT = 300
@@ -55,10 +55,11 @@ def sources(stack: dict[str, Any]) -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def grafana(sources: dict[str, dict[str, Any]]) -> Grafanaish:
     """Queries sent where, and with the intervals, the provisioned data sources say."""
-    return Grafanaish(prometheus=sources["prometheus"]["url"], loki=sources["loki"]["url"],
+    logs = sources["victorialogs"]
+    return Grafanaish(prometheus=sources["prometheus"]["url"], victorialogs=logs["url"],
                       jaeger=sources["jaeger"]["url"],
                       time_interval=sources["prometheus"]["jsonData"]["timeInterval"],
-                      environment="local")
+                      environment="local", log_headers=logs["jsonData"]["multitenancyHeaders"])
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +84,33 @@ def _empty_targets(grafana: Grafanaish, boards: dict[str, dict[str, Any]]) -> li
     return empty
 
 
+def test_every_logsql_query_parses(grafana: Grafanaish, boards: dict[str, dict[str, Any]],
+                                   sources: dict[str, Any]) -> None:
+    """VictoriaLogs answers 400 to a query it cannot parse: no panel, variable or link may get one."""
+    rejected = []
+
+    def check(where: str, run: Any) -> None:
+        try:
+            run()
+        except LogsQLRejected as bad:
+            rejected.append(f"{where}: {bad}")
+
+    for board in boards.values():
+        try:
+            values, _ = grafana.variables(board)
+        except LogsQLRejected as bad:
+            rejected.append(f"dashboard {board['uid']!r}, its variables: {bad}")
+            continue
+        for target in targets(board):
+            if target.kind == LOGS:
+                check(target.where(), lambda target=target, values=values: grafana.run(target, values))
+    to_logs = sources["jaeger"]["jsonData"]["tracesToLogsV2"]["query"]
+    check("jaeger tracesToLogsV2", lambda: grafana.logs("/select/logsql/query", {
+        "query": to_logs.replace("$${__trace.traceId}", "0" * 32), "limit": 1}))
+    assert not rejected, "LogsQL that VictoriaLogs rejects:\n" + "\n".join(rejected)
+    assert any(t.kind == LOGS for board in boards.values() for t in targets(board))
+
+
 def test_every_panel_query_returns_data(grafana: Grafanaish, boards: dict[str, dict[str, Any]]) -> None:
     """No panel may say "No data" under the demo load: each target returns series, streams or traces."""
     deadline, empty = time.monotonic() + DATA_TIMEOUT, ["not run"]
@@ -93,9 +121,11 @@ def test_every_panel_query_returns_data(grafana: Grafanaish, boards: dict[str, d
     assert not empty, "panels without data:\n" + "\n".join(empty)
 
 
+@pytest.mark.parametrize("path", ["Services/theodore-service-overview.json", "Services/theodore-logs.json"])
 def test_variables_offer_the_environment_and_the_demo_service(
-        grafana: Grafanaish, boards: dict[str, dict[str, Any]]) -> None:
-    board = boards["Services/theodore-service-overview.json"]
+        grafana: Grafanaish, boards: dict[str, dict[str, Any]], path: str) -> None:
+    """From Prometheus's labels on the metrics boards, from VictoriaLogs' fields on the logs board."""
+    board = boards[path]
 
     def resolved() -> dict[str, list[str]] | None:
         _, options = grafana.variables(board)
@@ -122,45 +152,49 @@ def _jaeger_trace(grafana: Grafanaish, trace_id: str) -> list[dict[str, Any]]:
         return []
 
 
+def _lines(grafana: Grafanaish, query: str, start: float, end: float, limit: int) -> list[dict[str, str]]:
+    text = grafana.logs("/select/logsql/query", {"query": query, "start": start, "end": end, "limit": limit})
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 def test_a_log_lines_trace_id_opens_its_trace_in_jaeger(sources: dict[str, Any], grafana: Grafanaish) -> None:
-    """Loki → Jaeger: the derived field reads the trace_id label (structured metadata)."""
-    (field,) = sources["loki"]["jsonData"]["derivedFields"]
+    """VictoriaLogs → Jaeger: the derived field reads each line's trace_id field."""
+    (field,) = sources["victorialogs"]["jsonData"]["derivedFields"]
     assert field["matcherType"] == "label"
 
     def linked_trace() -> list[Any] | None:
         now = time.time()
-        streams = get_json(f"{grafana.loki}/loki/api/v1/query_range", {
-            "query": '{service_name="theodore-demo"} | detected_level="error"', "limit": 20,
-            "start": int((now - 600) * 1e9), "end": int(now * 1e9)})["data"]["result"]
-        ids = [s["stream"][field["matcherRegex"]] for s in streams if field["matcherRegex"] in s["stream"]]
+        query = logsql('service.name:="$service" severity_text:~"(?i)^error$"', {"service": "theodore-demo"})
+        ids = [line[field["matcherRegex"]] for line in _lines(grafana, query, now - 600, now, 20)
+               if line.get(field["matcherRegex"])]
         return next((trace for trace in (_jaeger_trace(grafana, i) for i in ids) if trace), None)
 
     (trace,) = _eventually(linked_trace, timeout=120)
     assert any(p["serviceName"] == "theodore-demo" for p in trace["processes"].values())
 
 
-def test_a_traces_spans_open_their_logs_in_loki(sources: dict[str, Any], grafana: Grafanaish) -> None:
-    """Jaeger → Loki: the tracesToLogsV2 custom query, filled from a real span, finds its lines."""
+def test_a_traces_spans_open_their_logs_in_victorialogs(sources: dict[str, Any], grafana: Grafanaish) -> None:
+    """Jaeger → VictoriaLogs: the tracesToLogsV2 custom query, filled from a real span, finds its lines."""
     to_logs = sources["jaeger"]["jsonData"]["tracesToLogsV2"]
+    assert to_logs["datasourceUid"] == "victorialogs"
 
-    def lines_of_an_error_trace() -> tuple[str, list[Any]] | None:
+    def lines_of_an_error_trace() -> tuple[str, list[dict[str, str]]] | None:
         now = time.time()
         found = get_json(f"{grafana.jaeger}/api/traces", {
             "service": "theodore-demo", "tags": json.dumps({"error": "true"}), "limit": 5,
             "start": int((now - 600) * 1e6), "end": int(now * 1e6)})["data"] or []
         for trace in found:
             span = trace["spans"][0]
-            # Provisioning escapes $ as $$ (env interpolation); Grafana sees ${__span.traceId}.
-            query = to_logs["query"].replace("$${__span.traceId}", span["traceID"])
+            # Provisioning escapes $ as $$ (env interpolation); Grafana sees ${__trace.traceId}.
+            query = to_logs["query"].replace("$${__trace.traceId}", span["traceID"])
             start, end = span["startTime"] / 1e6 - 300, (span["startTime"] + span["duration"]) / 1e6 + 300
-            streams = get_json(f"{grafana.loki}/loki/api/v1/query_range", {
-                "query": query, "start": int(start * 1e9), "end": int(end * 1e9)})["data"]["result"]
-            if streams:
-                return span["traceID"], streams
+            lines = _lines(grafana, query, start, end, 100)
+            if lines:
+                return span["traceID"], lines
         return None
 
-    trace_id, streams = _eventually(lines_of_an_error_trace, timeout=120)
-    assert all(s["stream"]["trace_id"] == trace_id for s in streams)
+    trace_id, lines = _eventually(lines_of_an_error_trace, timeout=120)
+    assert all(line["trace_id"] == trace_id for line in lines)
 
 
 def test_latency_exemplars_open_their_trace(grafana: Grafanaish, boards: dict[str, dict[str, Any]]) -> None:

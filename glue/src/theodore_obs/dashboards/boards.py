@@ -15,7 +15,7 @@ from .panels import (
     jaeger_search,
     link,
     logs,
-    loki,
+    logsql,
     prom,
     stat,
     table,
@@ -24,12 +24,14 @@ from .panels import (
 )
 from .queries import (
     APP,
-    LOG_STREAM,
+    LOG_FILTER,
     SPANMETRICS_CALLS,
     SPANMETRICS_DURATION_BUCKET,
     catalogue_panel,
     correlation_variable,
     environment_variable,
+    log_environment_variable,
+    log_service_variable,
     metric_with_unit,
     on_dashboard,
     or_zero,
@@ -41,10 +43,11 @@ from .queries import (
 
 SERVER = f'{APP}, span_kind="SPAN_KIND_SERVER"'
 SERVER_ERRORS = f'{SERVER}, status_code="STATUS_CODE_ERROR"'
-ERROR_LEVELS = 'detected_level=~"error|critical|fatal"'
-COMPONENT = "label_format component=`{{ if .component }}{{ .component }}{{ else }}{{ .scope_name }}{{ end }}`"
-"""A seed logger's component, else the OTLP logger (scope) name: as the Loki ruler's alerts group."""
-UNCATEGORISED = "label_format category=`{{ if .category }}{{ .category }}{{ else }}uncategorised{{ end }}`"
+ERROR_LEVELS = 'severity_text:~"(?i)^(error|critical|fatal)$"'
+"""LogsQL: lines of the OTLP severities ERROR, CRITICAL and FATAL (any case)."""
+COMPONENT = 'format if (component:"") "<scope.name>" as component'
+"""A seed logger's component, else the OTLP logger (scope) name: as vmalert's log alerts group."""
+UNCATEGORISED = 'format if (category:"") "uncategorised" as category'
 SLO_WINDOWS = ("5m", "1h", "6h", "1d", "3d")
 """Burn-rate windows drawn (the recording rules also have 30m and 2h)."""
 BUDGET_WINDOW = "3d"
@@ -194,25 +197,27 @@ def logs_board(spec: dict[str, Any]) -> Board:
     board = Board("theodore-logs", "Theodore / Logs",
                   "Log volume by level, category and component; error logs; one correlation ID.",
                   ["services", "logs"],
-                  [environment_variable(spec["environment"]), service_variable(), correlation_variable()])
+                  [log_environment_variable(spec["environment"]), log_service_variable(),
+                   correlation_variable()])
 
-    def volume(by: str, pipeline: str = "") -> str:
-        return f"sum by ({by}) (count_over_time({LOG_STREAM}{pipeline} [$__auto]))"
+    def volume(by: str, legend: str, pipeline: str = "") -> dict[str, Any]:
+        """Lines per step of the time range, one series per value of ``by``."""
+        return logsql(f"{LOG_FILTER}{pipeline} | stats by ({by}) count() as lines", legend, stats=True)
 
     board.row("Volume").add(
-        timeseries("Log lines by level", loki(volume("detected_level"), "{{detected_level}}"), width=8),
-        timeseries("Log lines by category", loki(volume("category", f" | {UNCATEGORISED}"), "{{category}}"),
+        timeseries("Log lines by level", volume("severity_text", "{{severity_text}}"), width=8),
+        timeseries("Log lines by category", volume("category", "{{category}}", f" | {UNCATEGORISED}"),
                    width=8, links=[runbook(spec, "SecurityEventDetected")]),
-        timeseries("Log lines by component", loki(volume("component", f" | {COMPONENT}"), "{{component}}"),
+        timeseries("Log lines by component", volume("component", "{{component}}", f" | {COMPONENT}"),
                    width=8),
         timeseries("Error lines by service",
-                   loki(volume("service_name", f" | {ERROR_LEVELS}"), "{{service_name}}"), width=24,
+                   volume("service.name", "{{service.name}}", f" {ERROR_LEVELS}"), width=24,
                    height=6, links=[runbook(spec, "ErrorLogSpike"), runbook(spec, "HighErrorRate")]),
     )
     board.row("Lines").add(
-        logs("Error logs (trace_id opens the trace)", f"{LOG_STREAM} | {ERROR_LEVELS}",
+        logs("Error logs (trace_id opens the trace)", f"{LOG_FILTER} {ERROR_LEVELS}",
              links=[runbook(spec, "CriticalLogEvents")]),
-        logs("Logs of correlation ID $correlation_id", f'{LOG_STREAM} | correlation_id=~"$correlation_id"',
+        logs("Logs of correlation ID $correlation_id", f'{LOG_FILTER} correlation_id:~"$correlation_id"',
              description="Set Correlation ID to an X-Correlation-ID value to follow one request"),
     )
     return board
@@ -288,7 +293,8 @@ def _per_second(metric: str, job: str, by: str = "") -> str:
 
 def stack_health(spec: dict[str, Any]) -> Board:
     board = Board("theodore-stack-health", "Theodore / Stack health",
-                  "Collector throughput, drops and queues; Prometheus, Loki, Jaeger, Alertmanager; probes.",
+                  "Collector throughput, drops and queues; Prometheus, VictoriaLogs, vmalert, Jaeger, "
+                  "Alertmanager; probes.",
                   ["platform"])
     col, signals = "otel-collector", ("spans", "metric_points", "log_records")
     board.row("Targets and probes").add(
@@ -320,19 +326,33 @@ def stack_health(spec: dict[str, Any]) -> Board:
         timeseries("Collector memory (RSS)", prom(f'otelcol_process_memory_rss_bytes{{job="{col}"}}', "rss"),
                    unit="bytes", width=12),
     )
-    board.row("Prometheus, Loki, Jaeger, Alertmanager").add(
+    board.row("Prometheus, VictoriaLogs, vmalert, Jaeger, Alertmanager").add(
         timeseries("Prometheus head series", prom('prometheus_tsdb_head_series{job="prometheus"}', "series"),
                    width=6),
         timeseries("Prometheus samples appended per second",
                    prom(_per_second("prometheus_tsdb_head_samples_appended_total", "prometheus"), "samples"),
                    width=6),
-        timeseries("Loki lines received per second",
-                   prom(_per_second("loki_distributor_lines_received_total", "loki"), "lines"), width=6),
-        timeseries("Loki streams in memory", prom('sum(loki_ingester_memory_streams{job="loki"})', "streams"),
-                   width=6),
-        timeseries("Loki requests per second by status",
-                   prom(_per_second("loki_request_duration_seconds_count", "loki", "status_code"),
-                        "{{status_code}}"), width=24, height=6, links=[runbook(spec, "LokiRequestErrors")]),
+        timeseries("VictoriaLogs rows ingested per second",
+                   prom(_per_second("vl_rows_ingested_total", "victorialogs", "type"), "{{type}}"), width=6),
+        timeseries("VictoriaLogs streams created",
+                   prom('sum(vl_streams_created_total{job="victorialogs"})', "streams"), width=6,
+                   description="log streams (distinct stream field values) VictoriaLogs has created"),
+        timeseries("VictoriaLogs HTTP errors per second by path",
+                   prom(_per_second("vl_http_errors_total", "victorialogs", "path"), "{{path}}"), width=12,
+                   links=[runbook(spec, "VictoriaLogsRequestErrors")]),
+        timeseries("VictoriaLogs disk",
+                   prom('sum by (type) (vl_data_size_bytes{job="victorialogs"})', "data {{type}}"),
+                   prom('min(vl_free_disk_space_bytes{job="victorialogs"})', "free"),
+                   unit="bytes", width=12),
+        timeseries("vmalert rules evaluated per second",
+                   prom(_per_second("vmalert_execution_total", "vmalert"), "evaluations"), width=8),
+        timeseries("vmalert evaluation errors per second",
+                   prom(_per_second("vmalert_execution_errors_total", "vmalert"), "errors"), width=8,
+                   links=[runbook(spec, "VMAlertRuleEvaluationFailures")]),
+        timeseries("vmalert → Alertmanager notifications per second",
+                   prom(_per_second("vmalert_alerts_sent_total", "vmalert"), "sent"),
+                   prom(_per_second("vmalert_alerts_send_errors_total", "vmalert"), "errors"), width=8,
+                   links=[runbook(spec, "VMAlertNotificationsFailing")]),
         timeseries("Jaeger spans received and stored per second",
                    prom(_per_second("otelcol_receiver_accepted_spans_total", "jaeger"), "received"),
                    prom(_per_second("otelcol_exporter_sent_spans_total", "jaeger"), "stored"), width=8),

@@ -10,8 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-DATASOURCES = {"prometheus": "prometheus", "loki": "loki", "jaeger": "jaeger"}
+LOGS = "victoriametrics-logs-datasource"
+"""The VictoriaLogs plugin's data source type."""
+DATASOURCES = {"prometheus": "prometheus", LOGS: "victorialogs", "jaeger": "jaeger"}
 """Data source type → the uid it is provisioned with (grafana/templates/provisioning)."""
+MAX_LINES = 200
+"""Lines a logs panel asks for (the most recent ones of its time range)."""
 
 GRID_WIDTH = 24
 SCHEMA_VERSION = 41
@@ -27,9 +31,17 @@ def prom(expr: str, legend: str = "", *, instant: bool = False, exemplar: bool =
             "range": not instant, "instant": instant, "exemplar": exemplar}
 
 
-def loki(expr: str, legend: str = "", *, logs: bool = False) -> dict[str, Any]:
-    return {"datasource": datasource("loki"), "expr": expr, "legendFormat": legend,
-            "queryType": "range", **({"maxLines": 200} if logs else {})}
+def logsql(expr: str, legend: str = "", *, stats: bool = False) -> dict[str, Any]:
+    """A VictoriaLogs target in the plugin's query model (its src/types.ts ``Query``).
+
+    ``stats`` targets end in ``| stats by (...) count()`` and draw one series per group over the
+    time range (``queryType`` ``statsRange``: /select/logsql/stats_query_range, one point per
+    step); the others list the newest lines of the range (``instant``: /select/logsql/query
+    with ``maxLines`` as its limit).
+    """
+    target = {"datasource": datasource(LOGS), "editorMode": "code", "expr": expr, "legendFormat": legend,
+              "queryType": "statsRange" if stats else "instant"}
+    return target if stats else {**target, "maxLines": MAX_LINES}
 
 
 def jaeger_search(service: str, tags: str = "", limit: int = 20) -> dict[str, Any]:
@@ -106,7 +118,7 @@ def bargauge(title: str, *targets: dict[str, Any], **kw: Any) -> Panel:
 
 
 def logs(title: str, expr: str, **kw: Any) -> Panel:
-    return Panel(title, "logs", [loki(expr, logs=True)], width=24, height=10,
+    return Panel(title, "logs", [logsql(expr)], width=24, height=10,
                  options={"showTime": True, "wrapLogMessage": True, "enableLogDetails": True,
                           "sortOrder": "Descending", "dedupStrategy": "none"}, **kw)
 

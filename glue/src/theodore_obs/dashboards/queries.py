@@ -15,13 +15,15 @@ import yaml
 
 from ..rule_context import SPANMETRICS
 from ..telemetry.metrics import catalogue
-from .panels import Panel, link, prom, stat, timeseries
+from .panels import LOGS, Panel, datasource, link, prom, stat, timeseries
 
 APP = 'deployment_environment="$environment", service_name=~"$service"'
 """Label matchers of every app-side series (OTLP resource attributes promoted by Prometheus)."""
 
-LOG_STREAM = '{deployment_environment="$environment", service_name=~"$service"}'
-"""Loki stream selector: both are index labels of Loki's OTLP ingestion."""
+LOG_FILTER = 'deployment.environment:="$environment" service.name:in($service)'
+"""LogsQL filter of every app's lines: resource attributes are fields of VictoriaLogs' OTLP
+ingestion (and stream fields). The plugin fills ``in($service)`` with the quoted selection, or
+``in(*)`` (any value) for All."""
 
 SPANMETRICS_CALLS = SPANMETRICS["calls"]
 SPANMETRICS_DURATION_BUCKET = SPANMETRICS["duration_bucket"]
@@ -49,8 +51,37 @@ def service_variable() -> dict[str, Any]:
             "multi": True, "includeAll": True, "allValue": ".+"}
 
 
+LOG_VALUES_LIMIT = 100
+"""Values a logs variable offers at most (the plugin's ``limit`` of /select/logsql/field_values)."""
+
+
+def _log_field_variable(name: str, label: str, field: str, where: str) -> dict[str, Any]:
+    """A variable of a log field's values, in the plugin's variable query model
+    (src/types.ts ``VariableQuery``: /select/logsql/field_values of the lines ``where`` selects)."""
+    return {"name": name, "label": label, "type": "query", "datasource": datasource(LOGS),
+            "query": {"refId": name, "type": "fieldValue", "field": field, "query": where,
+                      "limit": LOG_VALUES_LIMIT},
+            "refresh": 2, "sort": 1}
+
+
+def log_environment_variable(default: str) -> dict[str, Any]:
+    return {**_log_field_variable("environment", "Environment", "deployment.environment", "*"),
+            "current": {"text": default, "value": default}, "multi": False, "includeAll": False}
+
+
+def log_service_variable() -> dict[str, Any]:
+    """Services with lines in the environment; All is ``*``, which the plugin turns into ``in(*)``."""
+    where = 'deployment.environment:="$environment"'
+    return {**_log_field_variable("service", "Service", "service.name", where),
+            "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+            "multi": True, "includeAll": True, "allValue": "*"}
+
+
 def correlation_variable() -> dict[str, Any]:
-    """Free text: paste an X-Correlation-ID (a regex; the default matches every line that has one)."""
+    """Free text: paste an X-Correlation-ID (a regex; the default matches every line that has one).
+
+    Used as ``correlation_id:~"$correlation_id"``: the plugin puts the text in parentheses there.
+    """
     return {"name": "correlation_id", "label": "Correlation ID", "type": "textbox",
             "query": ".+", "current": {"text": ".+", "value": ".+"}}
 
