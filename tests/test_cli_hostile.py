@@ -32,14 +32,14 @@ from theodore_obs.clients._http import (
 )
 from theodore_obs.clients.alertmanager import Alertmanager
 from theodore_obs.clients.jaeger import Jaeger, trace_id
-from theodore_obs.clients.loki import logql_string
 from theodore_obs.clients.prometheus import label_value
+from theodore_obs.clients.victorialogs import logsql_string
 
 from .conftest import load_stack, run_cli
 
 CLOSED = "http://127.0.0.1:9"
 """Nothing listens on the discard port of loopback: connection refused."""
-BACKENDS = ("prometheus", "alertmanager", "loki", "jaeger", "grafana")
+BACKENDS = ("prometheus", "alertmanager", "victorialogs", "jaeger", "grafana")
 SILENCE = "1b4d3c2a-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
 NOT_UTF8 = "caf\udcff"
 """What Python makes of a non-UTF-8 byte in argv (surrogate escape)."""
@@ -57,6 +57,8 @@ NO_BACKEND = ["render", "validate", "tools", "up", "bench", "down", "alerts sile
 """The rest (none is run with valid input here: `up`, `tools` and `bench` would start or build)."""
 REPORTS_HEALTH = {"status", "health"}
 """These report a backend that does not answer as not healthy (exit 1) instead of exit 3."""
+LOGSQL = {"logs", "export"}
+"""These ask VictoriaLogs a LogsQL query (`export logs`): a query it refuses is bad input (exit 2)."""
 
 
 # --- the misbehaving backend --------------------------------------------------------------
@@ -71,21 +73,27 @@ ANSWERS = {
                                       "alerts": [{"labels": []}]}}).encode()),
     "html-502": (502, "text/html", HTML),
     "html-200": (200, "text/html", HTML),
+    "bad-query": (400, "text/plain; charset=utf-8",
+                  b"cannot parse `query` arg [foo:(]: unexpected end of query after \"(\"; expecting a filter\n"),
 }
 """What the fake backend answers, by the first segment of the request path."""
 EMPTY = (200, "application/json", json.dumps({
     "status": "success", "data": {"result": [], "activeTargets": [], "alerts": []}}).encode())
-"""``/ok``: an empty answer Prometheus's and Loki's clients both accept."""
-SEEN: list[tuple[str, str, str | None]] = []
-"""Every request the fake backend saw: method, path with query, Authorization header."""
+"""``/ok``: an empty answer the JSON clients accept (VictoriaLogs' gets no lines: :data:`NO_LOGS`)."""
+NO_LOGS = (200, "application/stream+json", b"")
+"""``/ok/select/logsql/…``: VictoriaLogs' answer when no log matches."""
+SEEN: list[tuple[str, str, dict[str, str]]] = []
+"""Every request the fake backend saw: method, path with query, headers (names in lower case)."""
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     """Answers every method with the canned answer its path's first segment names."""
 
     def _answer(self) -> None:
-        SEEN.append((self.command, self.path, self.headers.get("Authorization")))
-        status, kind, body = ANSWERS.get(self.path.split("/")[1], EMPTY)
+        SEEN.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+        first = self.path.split("/")[1]
+        status, kind, body = ANSWERS.get(first, NO_LOGS if self.path.startswith(f"/{first}/select/logsql/")
+                                         else EMPTY)
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
@@ -188,12 +196,19 @@ def _operator_rows(command: str, specs: dict[str, Path]) -> list[Row]:
     return rows
 
 
+def _backend_code(command: str, answer: str) -> int:
+    """Expiring a silence reads no answer, so any JSON 200 is success for it; a query
+    VictoriaLogs refuses (HTTP 400) is bad input; every other wrong answer is exit 1."""
+    if command == "alerts silence expire" and ANSWERS[answer][1] == "application/json":
+        return 0
+    return 2 if command in LOGSQL and answer == "bad-query" else 1
+
+
 def _backend_rows(command: str) -> list[Row]:
-    """Answers of the wrong shape, and HTML error pages, for a command that asks a backend.
-    Expiring a silence reads no answer, so any JSON 200 is success for it."""
-    ignores_body = command == "alerts silence expire"
-    return [Row(command, f"backend-{name}", code=0 if ignores_body and kind == "application/json" else 1,
-                env={"fake": name}) for name, (_, kind, _) in ANSWERS.items()]
+    """Answers of the wrong shape, HTML error pages and a refused query, for a command that asks
+    a backend."""
+    return [Row(command, f"backend-{name}", code=_backend_code(command, name), env={"fake": name})
+            for name in ANSWERS]
 
 
 PROFILE_ROWS = [
@@ -233,6 +248,8 @@ OPTION_ROWS = [
     *(Row("metrics", f"interval-{v}", ("--live", "--interval", v)) for v in ("nan", "-1", "0")),
     *(Row(c, "search-not-utf8", (o, NOT_UTF8)) for c, o in [("logs", "--search"), ("logs", "--component"),
                                                             ("metrics", "--component"), ("dashboard", "--uid")]),
+    *(Row(c, f"tenant-{n}", ("--tenant", v)) for c in ("logs", "export")
+      for n, v in [("unknown", "nope"), ("not-utf8", NOT_UTF8), ("empty", "")]),
     Row("status", "component-unknown", ("--component", "nope")),
     Row("bench", "runs-negative", ("--runs", "-1")),
     Row("bench", "runs-zero", ("--runs", "0")),
@@ -373,31 +390,40 @@ def test_spec_loading_render_validate_and_up_keep_the_promises(
 
 
 def test_the_entry_point_prints_one_line_for_a_broken_url() -> None:
-    result = run_cli("logs", "--loki-url", "http://[::1")
+    result = run_cli("logs", "--victorialogs-url", "http://[::1")
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.startswith("error: Invalid value for '--loki-url': 'http://[::1': not a URL (Invalid "
-                                    "IPv6 URL) (see `")
+    assert result.stderr.startswith("error: Invalid value for '--victorialogs-url': 'http://[::1': not a URL "
+                                    "(Invalid IPv6 URL) (see `")
     assert result.stderr.endswith(" logs --help`)\n") and result.stderr.count("\n") == 1
 
 
 def test_the_entry_point_masks_a_password_and_refuses_bytes_that_are_not_utf8() -> None:
-    result = run_cli("logs", "--loki-url", f"http://admin:{PASSWORD}@127.0.0.1:9")
+    result = run_cli("logs", "--victorialogs-url", f"http://admin:{PASSWORD}@127.0.0.1:9")
     assert result.returncode == 3
-    assert result.stderr.startswith("error: Loki at http://admin:***@127.0.0.1:9 is not answering")
-    result = run_cli("logs", "--search", NOT_UTF8, "--loki-url", CLOSED)
+    assert result.stderr.startswith("error: VictoriaLogs at http://admin:***@127.0.0.1:9 is not answering")
+    result = run_cli("logs", "--search", NOT_UTF8, "--victorialogs-url", CLOSED)
     assert result.returncode == 2 and "is not valid UTF-8" in result.stderr
 
 
 def test_an_html_error_page_is_its_title(fake_backend: str) -> None:
-    result = run_cli("logs", "--loki-url", f"{fake_backend}/html-502")
+    result = run_cli("logs", "--victorialogs-url", f"{fake_backend}/html-502")
     assert result.returncode == 1
-    assert result.stderr == f"error: Loki at {fake_backend}/html-502 answered HTTP 502: 502 Bad Gateway\n"
+    assert result.stderr == f"error: VictoriaLogs at {fake_backend}/html-502 answered HTTP 502: 502 Bad Gateway\n"
 
 
-def _sent(command: list[str], fake: str) -> list[dict[str, list[str]]]:
+def test_a_query_victorialogs_refuses_is_one_line_and_exit_2(fake_backend: str) -> None:
+    for command in (["logs"], ["export", "logs", "-o", "/dev/null"]):
+        result = run_cli(*command, "--victorialogs-url", f"{fake_backend}/bad-query")
+        assert result.returncode == 2, result.stderr
+        assert result.stderr == (f"error: VictoriaLogs at {fake_backend}/bad-query answered HTTP 400: cannot parse "
+                                 '`query` arg [foo:(]: unexpected end of query after "("; expecting a filter\n')
+
+
+def _sent(command: list[str], fake: str, env: dict[str, str] | None = None) -> list[dict[str, list[str]]]:
     """The query parameters of every request ``command`` sent to the fake backend's ``/ok``."""
     SEEN.clear()
-    result = CliRunner().invoke(main, [*command, "--prometheus-url", f"{fake}/ok", "--loki-url", f"{fake}/ok"])
+    result = CliRunner().invoke(main, [*command, "--prometheus-url", f"{fake}/ok", "--victorialogs-url", f"{fake}/ok"],
+                                env=env)
     assert result.exit_code == 0, result.stderr
     return [urllib.parse.parse_qs(urllib.parse.urlsplit(path).query) for _, path, _ in SEEN]
 
@@ -409,19 +435,45 @@ def test_a_job_that_tries_to_end_the_selector_stays_inside_its_string(fake_backe
     assert queries and all('{job="x\\"} or vector(1) # \\\\ \\n"}' in q for q in queries), queries
 
 
-def test_search_text_that_tries_to_end_the_line_filter_stays_inside_its_string(fake_backend: str) -> None:
-    (sent,) = _sent(["logs", "--search", 'a" or "b\n', "--correlation-id", '"}'], fake_backend)
-    assert sent["query"] == ['{service_name=~".+"} |= "a\\" or \\"b\\n" | correlation_id="\\"}"']
+def test_search_text_that_tries_to_end_the_filter_stays_inside_its_string(fake_backend: str) -> None:
+    (sent,) = _sent(["logs", "--search", 'a"* or "b\n', "--correlation-id", '"} | delete _msg',
+                     "--component", 'x") or (*'], fake_backend)
+    assert sent["query"] == [(
+        '{service.name=~".+"} *"a\\"* or \\"b\\n"*'
+        ' (service.name:="x\\") or (*" or scope.name:="x\\") or (*" or component:="x\\") or (*")'
+        ' correlation_id:="\\"} | delete _msg"')]
+
+
+def _tenants() -> list[tuple[str | None, str | None]]:
+    return [(h.get("accountid"), h.get("projectid")) for _, _, h in SEEN]
+
+
+def test_every_log_request_names_its_tenant(fake_backend: str, tmp_path: Path) -> None:
+    for command in (["logs"], ["export", "logs", "-o", str(tmp_path / "logs.json")]):
+        _sent(command, fake_backend)
+        assert _tenants() == [("0", "0")]
+    spec = load_stack()
+    spec["tenants"]["ops"] = {"description": "Operations", "account_id": 7, "project_id": 3}
+    (tmp_path / "stack.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    env = {"THEODORE_OBS_SPEC": str(tmp_path / "stack.yaml")}
+    for command in (["logs", "--tenant", "ops"], ["export", "logs", "--tenant", "ops", "-o", str(tmp_path / "x")]):
+        _sent(command, fake_backend, env)
+        assert _tenants() == [("7", "3")]
+    assert json.loads((tmp_path / "x").read_text())["tenant"] == "ops"
+    unknown = CliRunner().invoke(main, ["logs", "--tenant", "nope", "--victorialogs-url", f"{fake_backend}/ok"],
+                                 env=env)
+    assert unknown.exit_code == 2
+    assert unknown.stderr == "error: --tenant: no tenant 'nope' in the spec (known: ops, theodore)\n"
 
 
 def test_credentials_in_a_url_are_sent_as_basic_auth_not_in_the_path(fake_backend: str) -> None:
     SEEN.clear()
     url = fake_backend.replace("http://", f"http://admin:{PASSWORD}@") + "/ok"
-    result = CliRunner().invoke(main, ["logs", "--loki-url", url])
+    result = CliRunner().invoke(main, ["logs", "--victorialogs-url", url])
     assert result.exit_code == 0, result.stderr
-    (method, path, auth) = SEEN[0]
+    (method, path, headers) = SEEN[0]
     assert method == "GET" and PASSWORD not in path
-    assert auth == "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+    assert headers["authorization"] == "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
 
 
 def test_ids_reach_no_path_unchecked() -> None:
@@ -446,4 +498,4 @@ def test_error_bodies_are_summarised_in_one_line() -> None:
     assert summarise(b"<html><body><h1>Oops</h1>\n<p>went wrong</p></body></html>") == "Oops went wrong"
     assert summarise(b'{"status": "error", "error": "parse error"}') == "parse error"
     assert summarise(b"x" * 5000) == "x" * 199 + "…"
-    assert label_value('a\\b"c\nd') == '"a\\\\b\\"c\\nd"' == logql_string('a\\b"c\nd')
+    assert label_value('a\\b"c\nd') == '"a\\\\b\\"c\\nd"' == logsql_string('a\\b"c\nd')

@@ -12,11 +12,12 @@ import pytest
 from click.testing import CliRunner
 from theodore_obs.clients import backends_from_spec
 from theodore_obs.clients.alertmanager import parse_matcher
+from theodore_obs.clients.victorialogs import time_ns
 from theodore_obs.commands import COMMANDS, observability
 from theodore_obs.commands._common import seconds, write_json
 from theodore_obs.commands.catalogue import catalogued
 from theodore_obs.commands.cost import recommendations
-from theodore_obs.commands.logs import logql
+from theodore_obs.commands.logs import entry, logsql
 from theodore_obs.commands.traces import CORRELATION_ATTRIBUTE
 from theodore_obs.telemetry.correlation import SPAN_ATTRIBUTE
 
@@ -56,24 +57,28 @@ def test_seed_options_exist_with_their_choices() -> None:
     assert choices("logs", "fmt") == ["text", "json"]
     for command, options in {"status": ["component", "detailed", "alerts_only"],
                              "metrics": ["metric_name", "component", "live", "export_path"],
-                             "logs": ["component", "correlation_id", "since", "follow_", "search", "export_path"]
+                             "logs": ["component", "correlation_id", "since", "follow_", "search", "export_path",
+                                      "level", "fmt", "limit", "tenant"],
+                             "export": ["time_range", "output", "metric_names", "component", "correlation_id",
+                                        "limit", "tenant"],
                              }.items():
         assert set(options) <= {p.name for p in observability.commands[command].params}
 
 
 def test_addresses_come_from_the_spec_and_overrides_win() -> None:
     spec = load_stack()
-    found = backends_from_spec(spec, {"loki": "http://logs.example:3100/", "jaeger": None})
+    found = backends_from_spec(spec, {"victorialogs": "http://logs.example:9428/", "jaeger": None})
     assert found.prometheus == f"http://127.0.0.1:{spec['ports']['prometheus']}"
     assert found.jaeger == f"http://127.0.0.1:{spec['ports']['jaeger_query']}"
-    assert found.loki == "http://logs.example:3100"
+    assert found.victorialogs == "http://logs.example:9428"
+    assert backends_from_spec(spec).victorialogs == f"http://127.0.0.1:{spec['ports']['victorialogs']}"
     assert found.grafana == spec["grafana"]["url"]
 
 
 def test_an_environment_variable_overrides_an_address() -> None:
-    result = run_cli("logs", env={"THEODORE_OBS_LOKI_URL": CLOSED})
+    result = run_cli("logs", env={"THEODORE_OBS_VICTORIALOGS_URL": CLOSED})
     assert result.returncode == 3
-    assert result.stderr == (f"error: Loki at {CLOSED} is not answering — start the stack with `make up` "
+    assert result.stderr == (f"error: VictoriaLogs at {CLOSED} is not answering — start the stack with `make up` "
                              "(or `theodore-obs up`)\n")
 
 
@@ -105,7 +110,7 @@ def test_a_backend_that_hangs_is_named_with_the_wait() -> None:
 def test_bad_spec_and_bad_durations_exit_2(tmp_path: Path) -> None:
     result = run_cli("status", "--spec", str(tmp_path / "missing.yaml"))
     assert result.returncode == 2 and "missing.yaml" in result.stderr
-    result = run_cli("logs", "--since", "yesterday", "--loki-url", CLOSED)
+    result = run_cli("logs", "--since", "yesterday", "--victorialogs-url", CLOSED)
     assert result.returncode == 2 and "'yesterday'" in result.stderr
     result = run_cli("traces", "--min-duration", "slow", "--jaeger-url", CLOSED)
     assert result.returncode == 2 and "--min-duration" in result.stderr
@@ -128,11 +133,51 @@ def test_matchers() -> None:
         parse_matcher("=x")
 
 
-def test_logql_of_every_filter() -> None:
-    assert logql() == '{service_name=~".+"}'
-    assert logql("warn", "theodore-demo", "abc", 'say "hi"') == (
-        '{service_name=~".+"} |= "say \\"hi\\"" | service_name="theodore-demo" or scope_name="theodore-demo"'
-        ' | correlation_id="abc" | severity_number >= 13')
+def test_logsql_of_every_filter() -> None:
+    assert logsql() == '{service.name=~".+"}'
+    assert logsql("warn", "theodore-demo", "abc", 'say "hi"', "0af7651916cd43dd8448eb211c80319c") == (
+        '{service.name=~".+"} *"say \\"hi\\""*'
+        ' (service.name:="theodore-demo" or scope.name:="theodore-demo" or component:="theodore-demo")'
+        ' correlation_id:="abc" trace_id:="0af7651916cd43dd8448eb211c80319c" severity_number:>=13')
+
+
+def test_times_of_victorialogs_in_nanoseconds() -> None:
+    assert time_ns("2026-12-02T05:17:14.123456789Z") == 1_796_188_634_123_456_789
+    assert time_ns("2026-12-02T05:17:14.1Z") == 1_796_188_634_100_000_000
+    assert time_ns("2026-12-02T05:17:14Z") == 1_796_188_634_000_000_000
+    for bad in ["2026-12-02T05:17:14+01:00", "2026-12-02 05:17:14Z", "1796188634"]:
+        with pytest.raises(ValueError, match="RFC 3339"):
+            time_ns(bad)
+
+
+def test_a_log_record_becomes_an_entry() -> None:
+    line = '{"message": "research done", "level": "info", "logger": "theodore_demo", "company": "acme", "service": "x"}'
+    found = entry({"_time": "2026-12-02T05:17:14.5Z", "_msg": line, "service.name": "theodore-demo",
+                   "scope.name": "otel-scope", "severity_text": "INFO", "correlation_id": "cid-1",
+                   "trace_id": "0af7651916cd43dd8448eb211c80319c", "span_id": "8448eb211c80319c"})
+    assert found == {"timestamp": "2026-12-02T05:17:14.500000000Z", "service": "theodore-demo", "level": "info",
+                     "logger": "theodore_demo", "message": "research done", "correlation_id": "cid-1",
+                     "trace_id": "0af7651916cd43dd8448eb211c80319c", "span_id": "8448eb211c80319c",
+                     "fields": {"company": "acme"}}
+    plain = entry({"_time": "2026-12-02T05:17:14Z", "_msg": "not json", "severity_text": "ERROR",
+                   "scope.name": "httpx"})
+    assert (plain["message"], plain["level"], plain["logger"], plain["service"]) == ("not json", "error", "httpx", None)
+    assert entry({"_time": "2026-12-02T05:17:14Z"})["message"] == ""
+
+
+def test_dashboard_says_where_each_ui_is() -> None:
+    spec = load_stack()
+    result = run_cli("dashboard")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"{spec['grafana']['url']}  Grafana",
+        f"http://127.0.0.1:{spec['ports']['jaeger_query']}  Jaeger UI",
+        f"http://127.0.0.1:{spec['ports']['prometheus']}  Prometheus",
+        f"http://127.0.0.1:{spec['ports']['alertmanager']}  Alertmanager",
+        f"http://127.0.0.1:{spec['ports']['victorialogs']}/select/vmui/  VictoriaLogs"]
+    found = json.loads(run_cli("dashboard", "--format", "json", "--victorialogs-url", "http://u:pw@logs:1").stdout)
+    assert found["dashboards"] == [{"title": None, "uid": None, "url": spec["grafana"]["url"]}]
+    assert found["interfaces"][-1] == {"name": "VictoriaLogs", "url": "http://u:***@logs:1/select/vmui/"}
 
 
 def test_the_correlation_attribute_is_the_middlewares() -> None:

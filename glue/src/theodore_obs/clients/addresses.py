@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 URL_ENV = "THEODORE_OBS_{name}_URL"
-"""Environment variable overriding one backend's base URL, e.g. ``THEODORE_OBS_LOKI_URL``."""
+"""Environment variable overriding one backend's base URL, e.g. ``THEODORE_OBS_VICTORIALOGS_URL``."""
 
 
 @dataclass(frozen=True)
@@ -15,13 +15,22 @@ class Backends:
 
     prometheus: str
     alertmanager: str
-    loki: str
+    victorialogs: str
     jaeger: str
     grafana: str
 
     @classmethod
     def names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
+
+    @staticmethod
+    def title(name: str) -> str:
+        """How a backend is written in help texts: ``VictoriaLogs``, ``Prometheus``."""
+        return TITLES.get(name, name.capitalize())
+
+
+TITLES = {"victorialogs": "VictoriaLogs"}
+"""Backend names whose written form is not just capitalised."""
 
 
 def backends_from_spec(spec: dict[str, Any], overrides: dict[str, str | None] | None = None,
@@ -31,7 +40,7 @@ def backends_from_spec(spec: dict[str, Any], overrides: dict[str, str | None] | 
     found = {
         "prometheus": f"http://{host}:{ports['prometheus']}",
         "alertmanager": f"http://{host}:{ports['alertmanager']}",
-        "loki": f"http://{host}:{ports['loki']}",
+        "victorialogs": f"http://{host}:{ports['victorialogs']}",
         "jaeger": f"http://{host}:{ports['jaeger_query']}",
         "grafana": spec.get("grafana", {}).get("url") or f"http://{host}:{ports['grafana']}",
     }

@@ -31,9 +31,17 @@ def arr(items: dict[str, Any], min_items: int = 0, nullable: bool = False) -> di
 
 
 def pair(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
-    """An array starting ``[first, second]`` (Loki may add a third element: metadata)."""
+    """An array starting ``[first, second]`` (more elements may follow)."""
     return {"type": "array", "prefixItems": [first, second], "minItems": 2}
 
 
 SAMPLE = pair(NUM, SAMPLE_VALUE)
 """``[unix seconds, "value"]``."""
+
+
+def log_record(time_pattern: str) -> dict[str, Any]:
+    """One log of a VictoriaLogs JSON-lines answer: field names to string values, ``_time``
+    required and matching ``time_pattern`` (the other fields are optional: empty ones are left out)."""
+    return {"type": "object", "required": ["_time"],
+            "properties": {"_time": {"type": "string", "pattern": f"^{time_pattern}$"}},
+            "additionalProperties": STR}

@@ -84,7 +84,7 @@ def backend_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for name in reversed(Backends.names()):
         wrapper = click.option(f"--{name}-url", f"{name}_url", envvar=URL_ENV.format(name=name.upper()),
                                callback=_url_option,
-                               help=f"{name.capitalize()} base URL (default: from the spec).")(wrapper)
+                               help=f"{Backends.title(name)} base URL (default: from the spec).")(wrapper)
     wrapper = click.option("--spec", "spec_path", type=click.Path(path_type=Path), envvar="THEODORE_OBS_SPEC",
                            help="Spec file (default: stack.yaml).")(wrapper)
     return click.option("--env", "env", default="local", show_default=True, envvar="THEODORE_OBS_ENV",

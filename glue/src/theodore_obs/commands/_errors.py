@@ -10,14 +10,15 @@ from typing import Any, NoReturn
 
 import click
 
-from ..clients import BackendError, BackendUnavailable
+from ..clients import BackendError, BackendUnavailable, RejectedQuery
 from ..clients._http import one_line
 
 EXIT_FAILED = 1
 """The answer is bad news: something is unhealthy, not found, or a backend rejected the request
 (or answered in a shape we do not know); also any other failure."""
 EXIT_BAD_INPUT = 2
-"""Bad option, argument, spec or output file (click's usage errors use 2 as well)."""
+"""Bad option, argument, spec or output file, or a query the log store refuses (click's usage
+errors use 2 as well)."""
 EXIT_BACKEND_DOWN = 3
 """A backend did not answer; the message names it and how to start it."""
 EXIT_INTERRUPTED = 130
@@ -49,6 +50,8 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except BackendUnavailable as exc:
             fail(str(exc), EXIT_BACKEND_DOWN)
+        except RejectedQuery as exc:
+            fail(str(exc), EXIT_BAD_INPUT)
         except BackendError as exc:
             fail(str(exc), EXIT_FAILED)
         except KeyboardInterrupt:

@@ -1,4 +1,4 @@
-"""``dashboard``: print (or open) Grafana's URL, or a dashboard's by title or uid."""
+"""``dashboard``: print (or open) where each UI is (Grafana first), or a dashboard's URL by title or uid."""
 
 from __future__ import annotations
 
@@ -8,8 +8,18 @@ import click
 
 from ..clients._http import mask_url, path_segment
 from ..clients.grafana import Grafana
+from ..clients.victorialogs import UI_PATH
 from ._common import EXIT_FAILED, Context, emit, fail, operator_command
 from ._inputs import TEXT
+
+
+def user_interfaces(ctx: Context) -> list[dict[str, str]]:
+    """Each UI of the stack and its URL (passwords masked): Grafana, Jaeger's, Prometheus's,
+    Alertmanager's and VictoriaLogs' own (``/select/vmui/``)."""
+    found = ctx.backends
+    return [{"name": name, "url": mask_url(url)} for name, url in [
+        ("Grafana", found.grafana), ("Jaeger UI", found.jaeger), ("Prometheus", found.prometheus),
+        ("Alertmanager", found.alertmanager), ("VictoriaLogs", found.victorialogs + UI_PATH)]]
 
 
 @click.command()
@@ -19,8 +29,9 @@ from ._inputs import TEXT
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @operator_command
 def dashboard(ctx: Context, title: str | None, uid: str | None, open_: bool, fmt: str) -> None:
-    """Grafana's URL; with TITLE, the dashboards whose title contains it (asks Grafana).
-    A password in --grafana-url is printed as ``***`` (``--open`` opens the real URL)."""
+    """Where each UI is (Grafana, Jaeger, Prometheus, Alertmanager, VictoriaLogs); with TITLE,
+    the dashboards whose title contains it (asks Grafana), with --uid that dashboard's URL.
+    A password in a URL is printed as ``***`` (``--open`` opens the real Grafana URL)."""
     base = ctx.backends.grafana
     if title:
         found = [{"title": d["title"], "uid": d["uid"], "url": base + d["url"]}
@@ -32,8 +43,12 @@ def dashboard(ctx: Context, title: str | None, uid: str | None, open_: bool, fmt
     if open_:
         webbrowser.open(found[0]["url"])
     found = [{**d, "url": mask_url(d["url"])} for d in found]
+    interfaces = [] if title or uid else user_interfaces(ctx)
     if fmt == "json":
-        emit({"dashboards": found}, "json")
+        emit({"dashboards": found, **({"interfaces": interfaces} if interfaces else {})}, "json")
+    elif interfaces:
+        for ui in interfaces:
+            click.echo(f"{ui['url']}  {ui['name']}")
     else:
         for d in found:
             click.echo(d["url"] if d["title"] is None else f"{d['url']}  {d['title']}")

@@ -9,7 +9,6 @@ from typing import Any
 import click
 
 from ..clients.jaeger import Jaeger
-from ..clients.loki import Loki
 from ..clients.prometheus import Prometheus, metric_name
 from . import logs as logs_command
 from . import traces as traces_command
@@ -46,9 +45,10 @@ def export_metrics(prometheus: Prometheus, names: list[str], start: float, end: 
 @click.option("--correlation-id", type=TEXT, help="Logs and traces of this request only.")
 @click.option("--limit", type=LIMIT, default=5000, show_default=True,
               help="At most this many log lines or traces.")
+@logs_command.TENANT
 @operator_command
 def export(ctx: Context, signal: str, time_range: str, output: Path | None, metric_names: tuple[str, ...],
-           component: str | None, correlation_id: str | None, limit: int) -> None:
+           component: str | None, correlation_id: str | None, limit: int, tenant: str | None) -> None:
     """Write SIGNAL (metrics, logs, traces) over the time range to a JSON file."""
     end = time.time()
     start = end - seconds(time_range)
@@ -60,9 +60,10 @@ def export(ctx: Context, signal: str, time_range: str, output: Path | None, metr
                                        list(metric_names) or list(catalogue()), start, end, component))
         count = len(document["series"])
     elif signal == "logs":
-        query = logs_command.logql(component=component, correlation_id=correlation_id)
-        entries = logs_command.fetch(Loki(ctx.backends.loki), query, int(start * 1e9), int(end * 1e9), limit)
-        document.update(query=query, entries=logs_command.public(entries))
+        name, store = logs_command.log_store(ctx, tenant)
+        query = logs_command.logsql(component=component, correlation_id=correlation_id)
+        entries = logs_command.fetch(store, query, int(start * 1e9), int(end * 1e9), limit)
+        document.update(query=query, tenant=name, entries=entries)
         count = len(entries)
     else:
         found = traces_command.search(Jaeger(ctx.backends.jaeger), component, correlation_id, False, None,

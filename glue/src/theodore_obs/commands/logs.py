@@ -1,4 +1,4 @@
-"""``logs``: the apps' logs in Loki, filtered by level, component, correlation ID and text."""
+"""``logs``: the apps' logs in VictoriaLogs, filtered by level, component, correlation ID and text."""
 
 from __future__ import annotations
 
@@ -10,32 +10,60 @@ from typing import Any
 
 import click
 
-from ..clients.loki import Loki, logql_string
+from ..clients.victorialogs import VictoriaLogs, logsql_string, time_ns
+from ..spec import log_tenant
 from ._common import Context, emit, operator_command, seconds, write_json
+from ._errors import EXIT_BAD_INPUT, fail
 from ._inputs import LIMIT, SECONDS, SINCE, TEXT, output_file
 
 MIN_SEVERITY = {"debug": 5, "info": 9, "warn": 13, "error": 17}
 """OpenTelemetry severity numbers where each level starts; ``--level`` shows it and above."""
+ALL_APPS = '{service.name=~".+"}'
+"""Every stream of an app: the collector makes ``service.name`` a stream field."""
+COMPONENT_FIELDS = ("service.name", "scope.name", "component")
+"""What ``--component`` matches: the service, the logger (OTLP scope) or the event's component."""
+RECORD_FIELDS = {"service": "service.name", "logger": "scope.name", "correlation_id": "correlation_id",
+                 "trace_id": "trace_id", "span_id": "span_id"}
+"""Where a log's fields are in VictoriaLogs when its JSON line lacks them."""
+
+TENANT = click.option("--tenant", type=TEXT,
+                      help="The spec's tenant whose logs to read (default: log_store.tenant).")
+"""The ``--tenant`` option of ``logs`` and ``export logs``."""
 
 
-def logql(level: str | None = None, component: str | None = None, correlation_id: str | None = None,
-          search: str | None = None) -> str:
-    """The LogQL query for the filters (labels and structured metadata the OTLP ingestion sets);
-    every user value is a quoted, escaped LogQL string."""
-    query = '{service_name=~".+"}'
+def logsql(level: str | None = None, component: str | None = None, correlation_id: str | None = None,
+           search: str | None = None, trace_id: str | None = None) -> str:
+    """The LogsQL query for the filters (fields the OTLP ingestion sets); every user value is a
+    quoted, escaped LogsQL string: a substring of the line or a field's exact value."""
+    query = [ALL_APPS]
     if search:
-        query += f" |= {logql_string(search)}"
+        query.append(f"*{logsql_string(search)}*")
     if component:
-        query += f" | service_name={logql_string(component)} or scope_name={logql_string(component)}"
+        value = logsql_string(component)
+        query.append("(" + " or ".join(f"{name}:={value}" for name in COMPONENT_FIELDS) + ")")
     if correlation_id:
-        query += f" | correlation_id={logql_string(correlation_id)}"
+        query.append(f"correlation_id:={logsql_string(correlation_id)}")
+    if trace_id:
+        query.append(f"trace_id:={logsql_string(trace_id)}")
     if level:
-        query += f" | severity_number >= {MIN_SEVERITY[level]}"
-    return query
+        query.append(f"severity_number:>={MIN_SEVERITY[level]}")
+    return " ".join(query)
 
 
-def entry(labels: dict[str, str], ns: str, line: str) -> dict[str, Any]:
-    """One log line in the documented shape; JSON lines are parsed into ``fields``."""
+def log_store(ctx: Context, tenant: str | None = None) -> tuple[str, VictoriaLogs]:
+    """The tenant's name and the log store's client for it (default: the spec's
+    ``log_store.tenant``); exit 2 naming the spec's tenants when there is no such tenant."""
+    name = ctx.spec["log_store"]["tenant"] if tenant is None else tenant
+    if name not in ctx.spec["tenants"]:
+        fail(f"--tenant: no tenant {name!r} in the spec (known: {', '.join(sorted(ctx.spec['tenants']))})",
+             EXIT_BAD_INPUT)
+    account_id, project_id = log_tenant(ctx.spec, name)
+    return name, VictoriaLogs(ctx.backends.victorialogs, account_id, project_id)
+
+
+def entry(record: dict[str, str]) -> dict[str, Any]:
+    """One log in the documented shape; a JSON line (``_msg``) is parsed into ``fields``."""
+    line = record.get("_msg", "")
     try:
         fields = json.loads(line)
     except ValueError:
@@ -45,32 +73,26 @@ def entry(labels: dict[str, str], ns: str, line: str) -> dict[str, Any]:
              ["message", "level", "logger", "correlation_id", "trace_id", "span_id", "timestamp"]}
     for key in ["service", "environment"]:
         fields.pop(key, None)
-    seconds_part, nanos = divmod(int(ns), 1_000_000_000)
+    ns = time_ns(record["_time"])
+    seconds_part, nanos = divmod(ns, 1_000_000_000)
+    found = {key: known.get(key) or record.get(name) for key, name in RECORD_FIELDS.items()}
     return {
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds_part)) + f".{nanos:09d}Z",
-        "service": labels.get("service_name"),
-        "level": known["level"] or labels.get("detected_level"),
-        "logger": known["logger"] or labels.get("scope_name"),
+        "service": record.get("service.name"),
+        "level": known["level"] or (record.get("severity_text") or "").lower() or None,
+        "logger": found["logger"],
         "message": known["message"],
-        "correlation_id": known["correlation_id"] or labels.get("correlation_id"),
-        "trace_id": known["trace_id"] or labels.get("trace_id"),
-        "span_id": known["span_id"] or labels.get("span_id"),
+        "correlation_id": found["correlation_id"],
+        "trace_id": found["trace_id"],
+        "span_id": found["span_id"],
         "fields": fields,
-        "_ns": int(ns),
     }
 
 
-def fetch(loki: Loki, query: str, start_ns: int, end_ns: int | None, limit: int,
-          direction: str = "backward") -> list[dict[str, Any]]:
-    """Entries oldest first."""
-    streams = loki.query_range(query, start_ns, end_ns, limit, direction)
-    found = [entry(s["stream"], ns, line) for s in streams for ns, line in s["values"]]
-    found.sort(key=lambda e: e["_ns"])
-    return found[-limit:] if direction == "backward" else found[:limit]
-
-
-def public(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in e.items() if k != "_ns"} for e in entries]
+def fetch(store: VictoriaLogs, query: str, start_ns: int, end_ns: int | None,
+          limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` entries, oldest first."""
+    return [entry(record) for record in store.query(query, start_ns, end_ns, limit)]
 
 
 def text_line(e: dict[str, Any]) -> str:
@@ -79,35 +101,24 @@ def text_line(e: dict[str, Any]) -> str:
             f"{e['logger'] or '-'}: {e['message']}{extra}")
 
 
-def follow(loki: Loki, query: str, start_ns: int, interval: float, max_lines: int | None,
+def follow(store: VictoriaLogs, query: str, start_ns: int, interval: float, max_lines: int | None,
            max_seconds: float | None) -> Iterator[dict[str, Any]]:
-    """New entries as they arrive, by polling; stops after ``max_lines``/``max_seconds`` if set."""
-    seen: set[tuple[int, str]] = set()
-    deadline = None if max_seconds is None else time.monotonic() + max_seconds
-    count = 0
-    while deadline is None or time.monotonic() < deadline:
-        batch = fetch(loki, query, start_ns, None, 1000, "forward")
-        for e in batch:
-            key = (e["_ns"], json.dumps(e["fields"], sort_keys=True) + str(e["message"]))
-            if key in seen:
-                continue
-            seen.add(key)
-            yield e
-            count += 1
-            if max_lines is not None and count >= max_lines:
-                return
-        if batch:
-            start_ns = max(start_ns, batch[-1]["_ns"])
-        time.sleep(interval)
+    """New entries as they arrive; stops after ``max_lines``/``max_seconds`` if set."""
+    stop_at = None if max_seconds is None else time.monotonic() + max_seconds
+    for count, record in enumerate(store.follow(query, start_ns, interval, stop_at), start=1):
+        yield entry(record)
+        if max_lines is not None and count >= max_lines:
+            return
 
 
 @click.command()
 @click.option("--level", type=click.Choice(list(MIN_SEVERITY)), help="This level and above.")
-@click.option("--component", type=TEXT, help="A service (theodore-demo) or logger (theodore_demo).")
+@click.option("--component", type=TEXT, help="A service (theodore-demo), logger or component.")
 @click.option("--correlation-id", type=TEXT, help="Only lines of this request.")
 @SINCE
 @click.option("--follow", "follow_", is_flag=True, help="Keep printing new lines until Ctrl-C.")
 @click.option("--search", type=TEXT, help="Only lines containing this text.")
+@TENANT
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @output_file("--export", "export_path", help="Also write the lines as a JSON document to this file.")
 @click.option("--limit", type=LIMIT, default=100, show_default=True, help="At most this many lines (newest).")
@@ -116,19 +127,19 @@ def follow(loki: Loki, query: str, start_ns: int, interval: float, max_lines: in
 @click.option("--max-seconds", type=SECONDS, hidden=True, help="Stop --follow after this long.")
 @operator_command
 def logs(ctx: Context, level: str | None, component: str | None, correlation_id: str | None, since: str,
-         follow_: bool, search: str | None, fmt: str, export_path: Path | None, limit: int,
-         interval: float, max_lines: int | None, max_seconds: float | None) -> None:
-    """Search and tail the apps' logs in Loki."""
-    loki = Loki(ctx.backends.loki)
-    query = logql(level, component, correlation_id, search)
+         follow_: bool, search: str | None, tenant: str | None, fmt: str, export_path: Path | None,
+         limit: int, interval: float, max_lines: int | None, max_seconds: float | None) -> None:
+    """Search and tail the apps' logs in VictoriaLogs (LogsQL)."""
+    tenant, store = log_store(ctx, tenant)
+    query = logsql(level, component, correlation_id, search)
     now_ns = time.time_ns()
     start_ns = now_ns - int(seconds(since) * 1e9)
     if follow_:
-        for e in follow(loki, query, start_ns, interval, max_lines, max_seconds):
-            click.echo(json.dumps(public([e])[0]) if fmt == "json" else text_line(e))
+        for e in follow(store, query, start_ns, interval, max_lines, max_seconds):
+            click.echo(json.dumps(e) if fmt == "json" else text_line(e))
         return
-    entries = public(fetch(loki, query, start_ns, now_ns, limit))
-    document = {"query": query, "since": since, "count": len(entries), "entries": entries}
+    entries = fetch(store, query, start_ns, now_ns, limit)
+    document = {"query": query, "since": since, "tenant": tenant, "count": len(entries), "entries": entries}
     if export_path:
         write_json(export_path, document)
     if fmt == "json":

@@ -19,9 +19,8 @@ from .alert_list import active_alerts
 
 def component_endpoints(ctx: Context) -> list[Endpoint]:
     """The readiness endpoints of the stack and the observed apps, honouring URL overrides."""
-    default = {"prometheus": f"http://127.0.0.1:{ctx.spec['ports']['prometheus']}",
-               "alertmanager": f"http://127.0.0.1:{ctx.spec['ports']['alertmanager']}",
-               "loki": f"http://127.0.0.1:{ctx.spec['ports']['loki']}"}
+    default = {name: f"http://127.0.0.1:{ctx.spec['ports'][name]}"
+               for name in ("prometheus", "alertmanager", "victorialogs")}
     found = []
     for endpoint in stack_endpoints(ctx.spec) + service_endpoints(ctx.spec):
         base, wanted = default.get(endpoint.component), getattr(ctx.backends, endpoint.component, None)
@@ -113,7 +112,7 @@ def _print_alerts(out: Any, alerts: list[dict[str, Any]] | None) -> None:
 
 
 @click.command()
-@click.option("--component", type=TEXT, help="Only this component (e.g. loki, theodore-demo).")
+@click.option("--component", type=TEXT, help="Only this component (e.g. victorialogs, theodore-demo).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "yaml"]), default="table",
               show_default=True)
 @click.option("--detailed", is_flag=True, help="Also list every scrape target.")

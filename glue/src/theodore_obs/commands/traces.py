@@ -1,4 +1,5 @@
-"""``traces``: find traces in Jaeger by id, correlation ID, service, duration or error; span trees."""
+"""``traces``: find traces in Jaeger by id, correlation ID, service, duration or error; span trees;
+a trace found by id comes with its logs from VictoriaLogs (``trace_id:="…"``)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import click
 from rich.table import Table
 from rich.tree import Tree
 
+from ..clients import BackendError, BackendUnavailable
 from ..clients.jaeger import Jaeger
 from ..clients.jaeger import trace_id as checked_trace_id
 from ._common import Context, console, emit, escape, iso, make_table, markup, operator_command
 from ._errors import EXIT_FAILED, fail
 from ._inputs import LIMIT, SINCE, TEXT, checked, seconds
+from .logs import fetch, log_store, logsql, text_line
 
 CORRELATION_ATTRIBUTE = "theodore.correlation_id"
 """The span attribute our correlation middleware sets (``telemetry.correlation.SPAN_ATTRIBUTE``;
@@ -22,6 +25,10 @@ kept here so the CLI runs without OpenTelemetry installed, and checked equal by 
 
 SELF_SERVICES = {"jaeger", "jaeger-all-in-one"}
 """Jaeger's own traces, left out when searching every service."""
+LOG_MARGIN_US = 60_000_000
+"""A trace's logs are looked for from a minute before its first span to a minute after its end."""
+MAX_TRACE_LOGS = 1000
+"""The most log lines shown with one trace."""
 
 
 def _tags(span: dict[str, Any]) -> dict[str, Any]:
@@ -113,6 +120,36 @@ def trace_table(traces: list[dict[str, Any]]) -> Table:
     return table
 
 
+def trace_logs(ctx: Context, trace: dict[str, Any]) -> list[dict[str, Any]]:
+    """The trace's log lines in VictoriaLogs (its spans' time, oldest first); OTLP writes
+    ``trace_id`` as 32 hex digits."""
+    begin = min(s["start_us"] for s in trace["spans"])
+    end = begin + trace["duration_ms"] * 1000
+    _tenant, store = log_store(ctx)
+    query = logsql(trace_id=trace["trace_id"].lower().rjust(32, "0"))
+    start_ns, end_ns = int(begin - LOG_MARGIN_US) * 1000, int(end + LOG_MARGIN_US) * 1000
+    return fetch(store, query, start_ns, end_ns, MAX_TRACE_LOGS)
+
+
+def with_logs(ctx: Context, trace: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
+    """``trace`` with its ``logs``; ``None`` (and why, in ``errors``) when VictoriaLogs failed."""
+    try:
+        return {**trace, "logs": trace_logs(ctx, trace)}
+    except (BackendUnavailable, BackendError) as exc:
+        errors["logs"] = str(exc)
+        return {**trace, "logs": None}
+
+
+def print_logs(trace: dict[str, Any], errors: dict[str, str]) -> None:
+    out = console()
+    if trace["logs"] is None:
+        out.print(f"[yellow]logs unavailable:[/] {escape(errors['logs'])}")
+        return
+    out.print(f"logs of trace {escape(trace['trace_id'])}: {len(trace['logs'])}")
+    for e in trace["logs"]:
+        click.echo(text_line(e))
+
+
 def public(trace: dict[str, Any]) -> dict[str, Any]:
     return {**trace, "spans": [{k: v for k, v in s.items() if k != "start_us"} for s in trace["spans"]]}
 
@@ -132,21 +169,25 @@ def public(trace: dict[str, Any]) -> dict[str, Any]:
 def traces(ctx: Context, trace_id: str | None, correlation_id: str | None, service: str | None,
            min_duration: str | None, errors: bool, since: str, limit: int, tree: bool | None,
            fmt: str) -> None:
-    """Find traces and print them as span trees with durations."""
-    jaeger = Jaeger(ctx.backends.jaeger)
+    """Find traces and print them as span trees with durations; with --trace-id, the trace's
+    log lines too (from VictoriaLogs)."""
+    jaeger, problems = Jaeger(ctx.backends.jaeger), {}
     if trace_id:
         found = jaeger.trace(trace_id)
         if found is None:
             fail(f"Jaeger has no trace {trace_id}", EXIT_FAILED)
-        results = [normalise(found)]
+        results = [with_logs(ctx, normalise(found), problems)]
     else:
         results = search(jaeger, service, correlation_id, errors, min_duration, since, limit)
     if fmt == "json":
-        emit({"count": len(results), "traces": [public(t) for t in results]}, "json")
+        emit({"count": len(results), "traces": [public(t) for t in results],
+              **({"errors": problems} if trace_id else {})}, "json")
     elif tree if tree is not None else bool(trace_id or correlation_id):
         for t in results:
             console().print(span_tree(t))
     else:
         console().print(trace_table(results))
+    if trace_id and fmt != "json":
+        print_logs(results[0], problems)
     if (trace_id or correlation_id) and not results:
         fail(f"no trace with {CORRELATION_ATTRIBUTE}={correlation_id} in the last {since}", EXIT_FAILED)
