@@ -5,7 +5,7 @@ does), and the rendered collector configs carry exactly those patterns, escaped 
 collector's `${...}` expansion and for OTTL string literals, in every logs and traces pipeline.
 
 Native: a raw OTLP/HTTP log and span with planted secrets, posted straight to the collector
-(no SDK, no distro), arrive in Loki, Jaeger and the span metrics in Prometheus without a trace
+(no SDK, no distro), arrive in VictoriaLogs, Jaeger and the span metrics in Prometheus without a trace
 of any secret, while the harmless attributes next to them are kept.
 """
 
@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from .conftest import ROOT, load_stack, native_stack
+from .support.victorialogs import logsql_string, query_logs
 from .test_native import eventually, get_json, post_json, url
 
 PORT_OFFSET = 14000
@@ -281,31 +282,27 @@ def test_raw_otlp_log_and_span_arrive_redacted(stack: dict[str, Any]) -> None:
     assert post_json(url(stack, "otlp_http", "/v1/logs"), logs) == 200
     assert post_json(url(stack, "otlp_http", "/v1/traces"), traces) == 200
 
-    # Loki: both records, secrets gone from lines and structured metadata, the rest kept.
-    def loki_streams() -> list[dict[str, Any]]:
-        query = urllib.parse.urlencode({"query": f'{{service_name="{service}"}}', "limit": 10,
-                                        "start": str(time.time_ns() - 600 * 10**9)})
-        streams = get_json(url(stack, "loki", f"/loki/api/v1/query_range?{query}"))["data"]["result"]
-        return streams if sum(len(s["values"]) for s in streams) >= 2 else []
+    # VictoriaLogs: both records, secrets gone from messages and fields, the rest kept.
+    def stored() -> list[dict[str, str]]:
+        rows = query_logs(url(stack, "victorialogs", ""), f"service.name:={logsql_string(service)}")
+        return rows if len(rows) >= 2 else []
 
-    streams = eventually(loki_streams, timeout=90)
-    raw = json.dumps(streams)
+    rows = eventually(stored, timeout=90)
+    raw = json.dumps(rows)
     assert [s for s in planted.all if s in raw] == []
-    by_line = {v[1]: s["stream"] for s in streams for v in s["values"]}
-    (text_line,) = [line for line in by_line if line.startswith("login failed")]
-    assert text_line == scrub(message) == (
+    (fields,) = [row for row in rows if row["_msg"].startswith("login failed")]
+    assert fields["_msg"] == scrub(message) == (
         "login failed for bob: Authorization: [REDACTED] [REDACTED] from "
         "https://[REDACTED]@api.example/v1/items?api_key=[REDACTED]&page=2")
-    labels = by_line[text_line]
-    assert labels["user_id"] == "bob" and labels["http_request_method"] == "POST"
-    assert labels["url_full"] == "https://[REDACTED]@api.example/v1/items?api_key=[REDACTED]&page=2"
-    assert labels["db_query_text"] == "UPDATE users SET password = '[REDACTED]' WHERE id = 7"
-    assert labels["process_command_line"] == "worker --db-password=[REDACTED] --verbose"
-    assert labels["trace_id"] == trace_id
-    (map_line,) = [line for line in by_line if line != text_line]
-    body = json.loads(map_line)
-    assert body["event"] == "signup" and body["msg"] == "token=[REDACTED] ok"
-    assert body["user"] == {"name": "carol", "password": MASK}
+    assert fields["user.id"] == "bob" and fields["http.request.method"] == "POST"
+    assert fields["url.full"] == "https://[REDACTED]@api.example/v1/items?api_key=[REDACTED]&page=2"
+    assert fields["db.query.text"] == "UPDATE users SET password = '[REDACTED]' WHERE id = 7"
+    assert fields["process.command_line"] == "worker --db-password=[REDACTED] --verbose"
+    assert fields["trace_id"] == trace_id
+    # A map body is stored as fields of its own (nested keys joined by dots).
+    (map_fields,) = [row for row in rows if row is not fields]
+    assert map_fields["event"] == "signup" and map_fields["msg"] == "token=[REDACTED] ok"
+    assert map_fields["user.name"] == "carol" and map_fields["user.password"] == MASK
 
     # Jaeger: the span, its event and its process, secrets gone, harmless tags kept.
     def trace() -> list[Any]:

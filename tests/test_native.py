@@ -24,6 +24,7 @@ from theodore_obs.native import _alive, process_info, supervisord_pid
 from theodore_obs.telemetry.metrics import catalogue
 
 from .conftest import native_stack, run_cli
+from .support.victorialogs import json_lines, logsql_string, query_logs
 
 PORT_OFFSET = 11000
 
@@ -67,8 +68,8 @@ def eventually(check: Callable[[], Any], timeout: float = 60, every: float = 1.0
 def test_up_reports_every_component_ready(stack: dict[str, Any]) -> None:
     result = stack["up"]
     assert result.returncode == 0, result.stdout + result.stderr
-    for component in ["prometheus", "alertmanager", "loki", "jaeger", "otel-collector", "blackbox",
-                      "theodore-demo"]:
+    for component in ["prometheus", "alertmanager", "victorialogs", "vmalert", "jaeger",
+                      "otel-collector", "blackbox", "theodore-demo"]:
         assert f"ready  {component}" in result.stdout
     assert "all components ready" in result.stdout
 
@@ -81,11 +82,13 @@ def test_status_json_is_healthy_with_versions(stack: dict[str, Any]) -> None:
     versions = {c["component"]: c["version"] for c in report["components"]}
     assert versions["prometheus"] == "3.16.0"
     assert versions["alertmanager"] == "0.34.2"
-    assert versions["loki"] == "3.7.8"
+    assert versions["victorialogs"] == "1.52.1"
+    assert versions["vmalert"] == "1.151.0"
 
 
 def test_prometheus_scrapes_every_stack_component(stack: dict[str, Any]) -> None:
-    jobs = {"prometheus", "alertmanager", "loki", "jaeger", "blackbox", "otel-collector"}
+    jobs = {"prometheus", "alertmanager", "victorialogs", "vmalert", "jaeger", "blackbox",
+            "otel-collector"}
 
     def healthy_jobs() -> set[str] | None:
         targets = get_json(url(stack, "prometheus", "/api/v1/targets"))["data"]["activeTargets"]
@@ -97,11 +100,12 @@ def test_prometheus_scrapes_every_stack_component(stack: dict[str, Any]) -> None
 
 def test_blackbox_probes_the_stack_health_endpoints(stack: dict[str, Any]) -> None:
     demo_port = stack["spec"]["services"]["theodore-demo"]["port"]
-    expected = [url(stack, "collector_health", "/"), url(stack, "loki", "/ready"),
+    expected = [url(stack, "collector_health", "/"), url(stack, "victorialogs", "/health"),
+                url(stack, "vmalert", "/health"),
                 f"http://127.0.0.1:{demo_port}/healthz"]
 
     def probes() -> dict[str, str] | None:
-        """Each probe target is scraped at its own offset in the interval: wait for all three."""
+        """Each probe target is scraped at its own offset in the interval: wait for all of them."""
         query = urllib.parse.quote('probe_success{job="blackbox-health"}')
         result = get_json(url(stack, "prometheus", f"/api/v1/query?query={query}"))["data"]["result"]
         values = {r["metric"]["instance"]: r["value"][1] for r in result}
@@ -147,7 +151,8 @@ def _otlp_log(trace_id: str, span_id: str, service: str, marker: str) -> dict[st
 
 
 def test_collector_delivers_traces_logs_and_span_metrics(stack: dict[str, Any]) -> None:
-    """One span and one log through OTLP/HTTP reach Jaeger, Loki and (as RED metrics) Prometheus."""
+    """One span and one log through OTLP/HTTP reach Jaeger, VictoriaLogs and (as RED metrics)
+    Prometheus."""
     trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
     service, marker = f"obs-test-{secrets.token_hex(3)}", secrets.token_hex(6)
     assert post_json(url(stack, "otlp_http", "/v1/traces"), _otlp_span(trace_id, span_id, service)) == 200
@@ -164,13 +169,14 @@ def test_collector_delivers_traces_logs_and_span_metrics(stack: dict[str, Any]) 
     assert process["serviceName"] == service
 
     def log_lines() -> list[Any]:
-        query = urllib.parse.urlencode({"query": f'{{service_name="{service}"}}', "limit": 10,
-                                        "start": str(time.time_ns() - 600 * 10**9)})
-        return get_json(url(stack, "loki", f"/loki/api/v1/query_range?{query}"))["data"]["result"]
+        return query_logs(url(stack, "victorialogs", ""), f"service.name:={logsql_string(service)}")
 
-    (stream,) = eventually(log_lines, timeout=60)
-    assert marker in stream["values"][0][1]
-    assert stream["stream"].get("trace_id") == trace_id
+    (line,) = eventually(log_lines, timeout=60)
+    assert marker in line["_msg"]
+    assert line["trace_id"] == trace_id and line["span_id"] == span_id
+    assert line["severity_text"] == "ERROR"
+    # One stream per service and environment: never per instance (log_store.stream_fields).
+    assert line["_stream"] == f'{{service.name="{service}"}}'
 
     def red_metrics() -> list[Any]:
         query = urllib.parse.quote(f'traces_span_metrics_calls_total{{service_name="{service}"}}')
@@ -193,25 +199,24 @@ def _instrumented(stack: dict[str, Any], app: str, service: str, *args: str) -> 
 
 
 def test_unmodified_stdlib_app_gets_correlated_redacted_logs(stack: dict[str, Any]) -> None:
-    """`opentelemetry-instrument python app.py`: JSON logs in Loki with trace ids, no secrets."""
+    """`opentelemetry-instrument python app.py`: JSON logs in VictoriaLogs with trace ids, no
+    secrets."""
     service, marker = f"plain-app-{secrets.token_hex(3)}", secrets.token_hex(6)
     stdout = _instrumented(stack, "plain_app.py", service, marker)
     assert [r["level"] for r in stdout if marker in r["message"]] == ["info", "error"]
 
-    def loki_lines() -> list[dict[str, Any]]:
-        query = urllib.parse.urlencode({"query": f'{{service_name="{service}"}}', "limit": 20,
-                                        "start": str(time.time_ns() - 600 * 10**9)})
-        streams = get_json(url(stack, "loki", f"/loki/api/v1/query_range?{query}"))["data"]["result"]
-        lines = [(s["stream"], json.loads(v[1])) for s in streams for v in s["values"]]
+    def stored_lines() -> list[tuple[dict[str, str], dict[str, Any]]]:
+        rows = query_logs(url(stack, "victorialogs", ""), f"service.name:={logsql_string(service)}")
+        lines = list(zip(rows, json_lines(rows), strict=True))
         return lines if len(lines) >= 2 else []
 
-    lines = eventually(loki_lines, timeout=60)
+    lines = eventually(stored_lines, timeout=60)
     raw = json.dumps(lines)
     for planted in ["hunter2-plain", "PLANTEDSECRET", "PLANTEDBEARER"]:
         assert planted not in raw
     trace_ids = {line["trace_id"] for _, line in lines}
     assert len(trace_ids) == 1
-    assert {labels.get("trace_id") for labels, _ in lines} == trace_ids
+    assert {fields.get("trace_id") for fields, _ in lines} == trace_ids
     (trace_id,) = trace_ids
     found = eventually(lambda: get_json(url(stack, "jaeger_query", f"/api/traces/{trace_id}"))["data"],
                        timeout=60)
@@ -244,7 +249,8 @@ def test_catalogue_metrics_reach_prometheus_under_their_names_with_exemplars(sta
 
 
 def test_demo_request_is_traced_logged_and_measured_end_to_end(stack: dict[str, Any]) -> None:
-    """One request with a known X-Correlation-ID, followed through Jaeger, Loki and Prometheus."""
+    """One request with a known X-Correlation-ID, followed through Jaeger, VictoriaLogs and
+    Prometheus."""
     demo = f"http://127.0.0.1:{stack['spec']['services']['theodore-demo']['port']}"
     cid = f"e2e-{secrets.token_hex(6)}"
     planted = {"api_key": "sk-proj-E2EPLANTED0123456789ab", "note": "password=e2e-hunter2"}
@@ -257,10 +263,9 @@ def test_demo_request_is_traced_logged_and_measured_end_to_end(stack: dict[str, 
     assert "acme" in {row["company"] for row in recent}
 
     def logs() -> list[dict[str, Any]]:
-        params = urllib.parse.urlencode({"query": f'{{service_name="theodore-demo"}} |= "{cid}"',
-                                         "limit": 50, "start": str(time.time_ns() - 600 * 10**9)})
-        streams = get_json(url(stack, "loki", f"/loki/api/v1/query_range?{params}"))["data"]["result"]
-        lines = [json.loads(v[1]) for s in streams for v in s["values"]]
+        rows = query_logs(url(stack, "victorialogs", ""),
+                          f"service.name:=theodore-demo correlation_id:={logsql_string(cid)}")
+        lines = json_lines(rows)
         done = any(line["message"] == "research done" for line in lines)
         access = any(line["logger"] == "werkzeug" for line in lines)  # holds the raw query string
         return lines if done and access else []
@@ -309,6 +314,10 @@ def test_demo_request_is_traced_logged_and_measured_end_to_end(stack: dict[str, 
     exemplar_trace = min(eventually(cost_exemplars, timeout=60, every=2))
     (linked,) = eventually(lambda: jaeger_trace(exemplar_trace), timeout=60)
     assert any(s["operationName"].startswith("chat ") for s in linked["spans"])
+    # ... and from that trace to its logs, by the query Grafana's trace-to-logs link runs.
+    trace_logs = eventually(lambda: query_logs(url(stack, "victorialogs", ""),
+                                               f"trace_id:={logsql_string(exemplar_trace)}"), timeout=60)
+    assert {row["service.name"] for row in trace_logs} == {"theodore-demo"}
 
 
 def test_up_twice_is_safe(stack: dict[str, Any]) -> None:
@@ -322,7 +331,7 @@ def test_up_twice_is_safe(stack: dict[str, Any]) -> None:
 def test_down_leaves_nothing_running(stack: dict[str, Any]) -> None:
     state = stack["state"]
     pids = [supervisord_pid(state), *(p["pid"] for p in process_info(state))]
-    assert len(pids) == 10 and all(pids)  # supervisord, 6 components, demo, its upstreams, load
+    assert len(pids) == 11 and all(pids)  # supervisord, 7 components, demo, its upstreams, load
     result = run_cli("down", env=stack["env"])
     assert result.returncode == 0, result.stderr
     assert not [p for p in pids if _alive(p)]

@@ -15,8 +15,8 @@ def test_one_program_per_component_with_its_own_log_and_directory(tmp_path: Path
     conf = configparser.RawConfigParser()
     conf.read_string(supervisor_config(load_spec("local").data, state))
     programs = sorted(s.split(":", 1)[1] for s in conf.sections() if s.startswith("program:"))
-    assert programs == ["alertmanager", "blackbox", "demo-load", "demo-upstreams", "jaeger", "loki",
-                        "otel-collector", "prometheus", "theodore-demo"]
+    assert programs == ["alertmanager", "blackbox", "demo-load", "demo-upstreams", "jaeger",
+                        "otel-collector", "prometheus", "theodore-demo", "victorialogs", "vmalert"]
     demo = conf["program:theodore-demo"]
     assert "opentelemetry-instrument" in demo["command"]
     assert 'OTEL_SERVICE_NAME="theodore-demo"' in demo["environment"]

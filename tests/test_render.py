@@ -93,7 +93,8 @@ def test_failed_render_leaves_previous_output_intact(tmp_path: Path, monkeypatch
         target = broken / template
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text((ROOT / template).read_text())
-    (broken / "loki/templates/loki.yaml.j2").write_text("retention: {{ retention.loki.perod }}\n")
+    (broken / "vmalert/templates/rules/logs.yml.j2").write_text(
+        "retention: {{ retention.victorialogs.perod }}\n")
     result = run_cli("render", "--out", str(out), env={"THEODORE_OBS_ROOT": str(broken)})
     assert result.returncode != 0
     assert "perod" in result.stderr

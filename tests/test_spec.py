@@ -46,17 +46,20 @@ def _broken(mutate) -> dict:
 
 
 CASES = {
-    "missing field": (lambda s: s["ports"].pop("loki"), "ports", "missing required key: 'loki'"),
+    "missing field": (lambda s: s["ports"].pop("victorialogs"), "ports",
+                      "missing required key: 'victorialogs'"),
     "wrong type": (lambda s: s["ports"].__setitem__("prometheus", "ninety"), "ports.prometheus",
                    "expected a value of type integer"),
-    "unknown key": (lambda s: s["retention"]["loki"].__setitem__("perod", "1d"),
-                    "retention.loki.perod", "unknown key 'perod'"),
+    "unknown key": (lambda s: s["retention"]["victorialogs"].__setitem__("perod", "1d"),
+                    "retention.victorialogs.perod", "unknown key 'perod'"),
     "bad duration": (lambda s: s["intervals"].__setitem__("scrape", "5 seconds"),
                      "intervals.scrape", "Prometheus-style duration"),
     "bad overlay": (lambda s: s["environments"]["prod"]["retention"]["prometheus"].__setitem__("time", 30),
                     "environments.prod.retention.prometheus.time", "expected a value of type string"),
     "unknown key in overlay": (lambda s: s["environments"]["local"].__setitem__("colector", {}),
                                "environments.local.colector", "unknown key 'colector'"),
+    "unknown log tenant": (lambda s: s["log_store"].__setitem__("tenant", "nobody"),
+                           "log_store.tenant", "names no tenant (defined: theodore)"),
     "secret inline": (lambda s: s["alerting"]["receivers"]["slack"].__setitem__(
         "api_url_file", "https://hooks.slack.com/services/T000/B000/XXXX"),
         "alerting.receivers.slack.api_url_file", "never the secret itself"),
@@ -82,7 +85,7 @@ def test_bad_spec_exits_2_naming_the_path_and_writes_nothing(case: str, write_sp
 
 
 def test_broken_yaml_names_the_line(write_spec) -> None:
-    spec_file = write_spec("project: theodore\nports:\n  loki: [3100\n")
+    spec_file = write_spec("project: theodore\nports:\n  victorialogs: [9428\n")
     result = run_cli("render", "--spec", str(spec_file), "--out", str(spec_file.parent / "out"))
     assert result.returncode == 2
     assert "not valid YAML" in result.stderr

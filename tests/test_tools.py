@@ -12,7 +12,8 @@ from theodore_obs.versions import load_versions
 
 def test_every_native_component_is_pinned_with_a_module_and_an_image() -> None:
     components = load_versions()
-    for name in ["prometheus", "alertmanager", "loki", "jaeger", "otelcol", "blackbox_exporter"]:
+    for name in ["prometheus", "alertmanager", "victorialogs", "vmalert", "jaeger", "otelcol",
+                 "blackbox_exporter"]:
         component = components[name]
         assert component.module and component.module_version and component.binaries, name
         assert component.image and component.image_tag, name

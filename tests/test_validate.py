@@ -31,8 +31,8 @@ def test_compose_file_matches_the_compose_specification(env: str) -> None:
 def test_every_check_kind_runs_for_each_environment() -> None:
     tools = {tool for _, tool, _, _ in CHECKS}
     assert tools == {"promtool check config", "promtool check rules", "amtool check-config",
-                     "otelcol validate", "loki -verify-config", "jaeger validate",
-                     "blackbox --config.check", "promtool test rules", "lokitool rules check"}
+                     "otelcol validate", "jaeger validate", "blackbox --config.check",
+                     "promtool test rules", "vmalert -dryRun"}
 
 
 BREAKAGES = {
@@ -44,12 +44,12 @@ BREAKAGES = {
                                    "processors: [memory_limiter, nosuchprocessor, batch]",
                                    "otelcol validate"),
     "otel-collector/agent.yaml": ("routing_key: traceID", "routing_key: spanID", "otelcol validate"),
-    "loki/loki.yaml": ("store: tsdb", "store: floppy", "loki -verify-config"),
     "jaeger/config.yaml": ("ephemeral: false", "ephemeral: sometimes", "jaeger validate"),
     "prometheus/blackbox.yml": ("timeout: 5s", "timeout: five", "blackbox --config.check"),
     "compose.yaml": ("restart: unless-stopped", "restart: 42", "compose-spec schema"),
-    "loki/rules/fake/theodore.yml": ("[5m])), \"service\"", "[5m)), \"service\"",
-                                     "lokitool rules check"),
+    "vmalert/rules/logs.yml": ("| stats by (service.name, component) count() as events",
+                               "| stats by (service.name, component) count( as events",
+                               "vmalert -dryRun"),
 }
 
 

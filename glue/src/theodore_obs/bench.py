@@ -8,9 +8,11 @@
 - ``request``: the demo service under ``opentelemetry-instrument`` vs the same app bare, for its
   heaviest and its lightest request, the app alone on one core, with what each request sends;
 - ``spans``: spans per second one process exports to the collector over OTLP/HTTP;
+- ``logs``: the log store's idle memory, ingest rate and correlation-id lookup
+  (``bench_logstore``);
 - ``alerts``: the alert drill (``drill``): fault start → PagerDuty notification per alert, and
   fault cleared → resolve, on a native stack with local receivers.
-The last three run against native stacks started here on fresh state (default ports).
+The last four run against native stacks started here on fresh state (default ports).
 """
 
 from __future__ import annotations
@@ -641,6 +643,8 @@ def report_all(runs: int) -> str:
     with _bench_stack() as (spec, state):
         lines += ["", *report_request_overhead(request_overhead(spec, state))]
         lines += ["", f"spans exported by one process: {spans_per_second(spec):,.0f} spans/s"]
+    from .bench_logstore import report_log_store  # noqa: PLC0415 (it reuses _bench_stack)
+    lines += ["", *report_log_store()]
     lines += ["", report_alert_latency()]
     return "\n".join(lines)
 

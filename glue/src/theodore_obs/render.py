@@ -37,13 +37,15 @@ OUTPUT_DIRS = {"compose": ".", "glue": "apps"}
 #: Host name of each component in container runtimes (compose service = Kubernetes Service).
 CONTAINER_HOSTS = {
     "collector": "otel-collector", "prometheus": "prometheus", "alertmanager": "alertmanager",
-    "victorialogs": "victorialogs", "vmalert": "vmalert", "jaeger": "jaeger", "blackbox": "blackbox", "grafana": "grafana",
+    "victorialogs": "victorialogs", "vmalert": "vmalert", "jaeger": "jaeger", "blackbox": "blackbox",
+    "grafana": "grafana",
     # Kubernetes only: the headless Service of the collector gateway the node agents feed.
     "collector_gateway": "otel-collector-gateway",
 }
 
 CONTAINER_DATA = {
-    "otel-collector": "/var/lib/otelcol", "victorialogs": "/victoria-logs-data", "jaeger": "/var/lib/jaeger",
+    "otel-collector": "/var/lib/otelcol", "victorialogs": "/victoria-logs-data",
+    "jaeger": "/var/lib/jaeger",
     "prometheus": "/prometheus", "alertmanager": "/alertmanager",
 }
 

@@ -8,7 +8,7 @@ interrupted build never leaves a cache entry that looks complete.
 Two ways to build:
 - ``go build`` with ``-mod=mod`` inside a writable copy of the module that ``go mod download``
   fetched. ``go install module@version`` is not used: it refuses modules with ``replace`` or
-  ``exclude`` directives (Loki, Jaeger) and asks the proxy for version lists it may refuse
+  ``exclude`` directives (Jaeger) and asks the proxy for version lists it may refuse
   (blackbox_exporter). Nested modules missing from the module zip lose their local
   ``replace``, and embedded web-UI assets the zip lacks get a placeholder page;
 - the OpenTelemetry Collector Builder for the collector, from our manifest.

@@ -4,7 +4,7 @@ The demo finds events near the company, verifies them, writes an outreach messag
 image for each verified one, compares the company with the last few it saw, and keeps a cache
 and a work queue. Nothing leaves the process; each step records its catalogue metrics through
 ``get_metrics()`` and logs through seed 003's component loggers (categories and components
-reach Loki as structured metadata), so every KPI panel has live data. Outcomes are drawn from
+reach the log store as fields of their own), so every KPI panel has live data. Outcomes are drawn from
 a random generator seeded by the company name and a per-process counter: varied but
 reproducible within one run.
 """

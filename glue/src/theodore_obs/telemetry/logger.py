@@ -78,7 +78,7 @@ class TheodoreLogger:
         self._log(logging.ERROR, message, **_error_fields(error), **fields)
 
     def critical(self, message: str, error: BaseException | None = None, **fields: Any) -> None:
-        """A critical event; Loki's ruler turns these into alerts (see the alerting rules)."""
+        """A critical event; vmalert's log rules turn these into alerts (see the alerting rules)."""
         self._log(logging.CRITICAL, message, **_error_fields(error), **fields)
 
     def audit(self, action: str, user_id: str | None = None, resource: str | None = None,

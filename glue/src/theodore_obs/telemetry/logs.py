@@ -5,9 +5,9 @@ renders the line once (orjson), queues it for OTLP export on a background thread
 (``log_export``) and returns it for stdout: no stdlib ``LogRecord`` is built on that hot
 path. Stdlib records (a third-party library's ``logging.getLogger(__name__)``) run the same
 chain in the root handlers' ``JSONFormatter``, once per record.
-Either way stdout and Loki get the same redacted JSON line, and a log call never raises into
-the application: arguments that don't fit the message are shown beside it, and an event the
-chain fails on becomes a line saying so (``failed_line``), without its values.
+Either way stdout and the log store get the same redacted JSON line, and a log call never
+raises into the application: arguments that don't fit the message are shown beside it, and an
+event the chain fails on becomes a line saying so (``failed_line``), without its values.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ logging.addLevelName(TRACE, "TRACE")
 """Below DEBUG: seed 003's TRACE level."""
 
 OTLP_ATTRIBUTES = ("correlation_id", "category", "component")
-"""Event fields also sent as OTLP log attributes (Loki structured metadata) for filtering."""
+"""Event fields also sent as OTLP log attributes (fields of their own in VictoriaLogs) for filtering."""
 
 SENSITIVE_KEYS_ENV = "THEODORE_LOG_SENSITIVE_KEYS"
 """Comma-separated extra key words to redact, on top of seed 003's list."""
