@@ -183,6 +183,24 @@ def test_the_chart_reads_the_repository_render_not_a_copy() -> None:
     assert link.is_symlink() and link.resolve() == (ROOT / "rendered").resolve()
 
 
+def test_a_changed_rendered_file_rolls_only_the_pods_that_mount_it(scratch: Path, tmp_path: Path) -> None:
+    """The checksum annotation follows the mounted files' content, not just their names."""
+    shutil.copytree(ROOT / "rendered", tmp_path / "rendered", symlinks=True)
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart, symlinks=True, ignore=shutil.ignore_patterns("rendered"))
+    (chart / "files" / "rendered").symlink_to(tmp_path / "rendered")
+
+    def checksums() -> dict[str, str]:
+        return {m["metadata"]["name"]: m["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+                for m in workloads(template(scratch, chart=chart))}
+
+    before = checksums()
+    rules = tmp_path / "rendered/prod/vmalert/rules/logs.yml"
+    rules.write_text(rules.read_text() + "\n# edited\n")
+    after = checksums()
+    assert {name for name in before if before[name] != after[name]} == {"vmalert"}
+
+
 def test_config_maps_fit_the_kubernetes_size_limit(rendered) -> None:
     for env in ENVS:
         for m in rendered("default", env):

@@ -139,9 +139,18 @@ and "-", at most 63 characters; a longer name keeps its first 54 and a hash of t
 {{- end }}
 {{- end }}
 
-{{/* A checksum of every config a workload mounts, so a changed file rolls its pods. */}}
+{{/* A checksum of every config a workload mounts (where and what), so a changed file rolls its pods. */}}
 {{- define "theodore.configChecksum" -}}
-{{- include "theodore.configMounts" . | sha256sum -}}
+{{- $root := .root -}}
+{{- $parts := list -}}
+{{- range $m := fromYamlArray (include "theodore.configMounts" .) -}}
+{{- range $item := $m.items -}}
+{{- $parts = append $parts (printf "%s/%s=%s" $m.target $item.path ($root.Files.Get ($item.source | default $m.base) | sha256sum)) -}}
+{{- end -}}
+{{- end -}}
+{{- /* The collector's config as shipped depends on where its logs go (see configmaps.yaml). */ -}}
+{{- $parts = append $parts (printf "victorialogs-split=%s" (include "theodore.victorialogsSplit" $root)) -}}
+{{- join "\n" $parts | sha256sum -}}
 {{- end }}
 
 {{/* The container args of a compose service (its `command`), as a YAML list. */}}
