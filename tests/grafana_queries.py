@@ -37,7 +37,8 @@ class AllValue(str):
 
 
 class LogsQLRejected(AssertionError):
-    """VictoriaLogs answered HTTP 400: the query does not parse."""
+    """VictoriaLogs answered HTTP 400 or 422: the query does not parse, or does not suit the
+    endpoint (stats_query_range wants a query ending in ``| stats``)."""
 
 
 def _seconds(duration: str) -> int:
@@ -54,7 +55,7 @@ def get_text(url: str, params: dict[str, Any], timeout: float = 15, headers: dic
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.read().decode()
     except urllib.error.HTTPError as failed:
-        if failed.code == 400 and "/select/logsql/" in url:
+        if failed.code in (400, 422) and "/select/logsql/" in url:
             raise LogsQLRejected(f"{params.get('query')!r}: {failed.read().decode().strip()}") from None
         raise
 
