@@ -45,7 +45,7 @@ class _Recorder(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         if self.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
-        type(self).requests.append((self.path, dict(self.headers.items()), body))
+        type(self).requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
         self.end_headers()
@@ -134,8 +134,8 @@ def test_log_records_reach_loki_with_its_tenant(tmp_path: Path, loki_receiver) -
     assert received, "the collector sent nothing to Loki"
     path, headers, body = received[0]
     assert path == "/otlp/v1/logs"
-    assert headers["X-Scope-OrgID"] == "team-a"
-    assert headers["Content-Type"] == "application/x-protobuf"
+    assert headers["x-scope-orgid"] == "team-a"
+    assert headers["content-type"] == "application/x-protobuf"
     export = ExportLogsServiceRequest.FromString(body)
     (resource_logs,) = export.resource_logs
     attributes = {a.key: a.value.string_value for a in resource_logs.resource.attributes}
