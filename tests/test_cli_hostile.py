@@ -411,12 +411,13 @@ def test_an_html_error_page_is_its_title(fake_backend: str) -> None:
     assert result.stderr == f"error: VictoriaLogs at {fake_backend}/html-502 answered HTTP 502: 502 Bad Gateway\n"
 
 
-def test_a_query_victorialogs_refuses_is_one_line_and_exit_2(fake_backend: str) -> None:
-    for command in (["logs"], ["export", "logs", "-o", "/dev/null"]):
+def test_a_query_victorialogs_refuses_is_one_line_and_exit_2(fake_backend: str, tmp_path: Path) -> None:
+    for command in (["logs"], ["export", "logs", "-o", str(tmp_path / "logs.json")]):
         result = run_cli(*command, "--victorialogs-url", f"{fake_backend}/bad-query")
         assert result.returncode == 2, result.stderr
         assert result.stderr == (f"error: VictoriaLogs at {fake_backend}/bad-query answered HTTP 400: cannot parse "
                                  '`query` arg [foo:(]: unexpected end of query after "("; expecting a filter\n')
+    assert list(tmp_path.iterdir()) == []
 
 
 def _sent(command: list[str], fake: str, env: dict[str, str] | None = None) -> list[dict[str, list[str]]]:

@@ -104,15 +104,16 @@ def test_status_reports_components_targets_and_the_watchdog(stack: dict[str, Any
     found = eventually(report, timeout=90, every=3)
     assert found["healthy"] is True
     versions = {c["component"]: c["version"] for c in found["components"]}
-    assert versions["prometheus"] == "3.16.0" and versions["loki"] == "3.7.8"
-    assert {t["job"] for t in found["targets"]} >= {"prometheus", "loki", "jaeger", "alertmanager"}
+    assert versions["prometheus"] == "3.16.0" and versions["victorialogs"] == "1.52.1"
+    assert versions["vmalert"] == "1.151.0"
+    assert {t["job"] for t in found["targets"]} >= {"prometheus", "victorialogs", "vmalert", "jaeger", "alertmanager"}
     assert found["errors"] == {}
 
 
 def test_status_filters_by_component_and_alerts_only(stack: dict[str, Any]) -> None:
-    found = cli_json(stack, "status", "--component", "loki")
-    assert [c["component"] for c in found["components"]] == ["loki"]
-    assert {t["job"] for t in found["targets_summary"]["down_targets"]} <= {"loki"}
+    found = cli_json(stack, "status", "--component", "victorialogs")
+    assert [c["component"] for c in found["components"]] == ["victorialogs"]
+    assert {t["job"] for t in found["targets_summary"]["down_targets"]} <= {"victorialogs"}
     alerts_only = cli_json(stack, "status", "--alerts-only")
     assert set(alerts_only) == {"alerts"}
     as_yaml = yaml.safe_load(cli(stack, "status", "--format", "yaml", "--component", "prometheus").stdout)
@@ -125,7 +126,8 @@ def test_health_checks_every_component_and_the_demo_dependencies(stack: dict[str
     found = cli_json(stack, "health")
     rows = {r["component"]: r for r in found["components"]}
     assert found["healthy"] is True
-    for name in ["prometheus", "alertmanager", "loki", "jaeger", "otel-collector", "blackbox", "theodore-demo"]:
+    for name in ["prometheus", "alertmanager", "victorialogs", "vmalert", "jaeger", "otel-collector", "blackbox",
+                 "theodore-demo"]:
         assert rows[name]["healthy"] is True and rows[name]["required"] is True, rows[name]
     demo = rows["theodore-demo"]
     assert demo["kind"] == "app" and demo["ready"] is True and demo["failing"] == []
@@ -134,9 +136,9 @@ def test_health_checks_every_component_and_the_demo_dependencies(stack: dict[str
 
 
 def test_health_fails_when_a_component_is_down(stack: dict[str, Any]) -> None:
-    result = cli(stack, "health", "--format", "json", "--loki-url", "http://127.0.0.1:9", expect=1)
+    result = cli(stack, "health", "--format", "json", "--victorialogs-url", "http://127.0.0.1:9", expect=1)
     rows = {r["component"]: r for r in json.loads(result.stdout)["components"]}
-    assert rows["loki"]["healthy"] is False and "not answering" in rows["loki"]["detail"]
+    assert rows["victorialogs"]["healthy"] is False and "not answering" in rows["victorialogs"]["detail"]
     assert rows["prometheus"]["healthy"] is True
 
 
@@ -156,6 +158,24 @@ def test_logs_of_a_correlation_id(stack: dict[str, Any], known_request: str) -> 
     assert len(done["trace_id"]) == 32
     text = cli(stack, "logs", "--correlation-id", known_request, "--search", "research done").stdout
     assert text.count("\n") == 1 and "research done" in text and known_request in text
+    by_component = cli_json(stack, "logs", "--correlation-id", known_request, "--component", "theodore-demo")
+    assert "research done" in {e["message"] for e in by_component["entries"]}
+    assert cli_json(stack, "logs", "--correlation-id", known_request, "--component", "nope")["entries"] == []
+
+
+def test_logs_of_another_tenant_are_not_the_apps(stack: dict[str, Any], known_request: str) -> None:
+    """Every request names its tenant: the apps write to log_store.tenant, another tenant is empty."""
+    spec = yaml.safe_load(stack["spec_file"].read_text())
+    spec["tenants"]["elsewhere"] = {"description": "Another tenant", "account_id": 42, "project_id": 1}
+    other = stack["root"] / "two-tenants.yaml"
+    other.write_text(yaml.safe_dump(spec))
+    mine = eventually(lambda: cli_json(stack, "logs", "--spec", str(other), "--tenant", "theodore",
+                                       "--correlation-id", known_request)["entries"], timeout=60, every=2)
+    assert {e["correlation_id"] for e in mine} == {known_request}
+    elsewhere = cli_json(stack, "logs", "--spec", str(other), "--tenant", "elsewhere", "--correlation-id", known_request)
+    assert elsewhere["tenant"] == "elsewhere" and elsewhere["entries"] == []
+    unknown = cli(stack, "logs", "--tenant", "nope", expect=2)
+    assert unknown.stderr == "error: --tenant: no tenant 'nope' in the spec (known: theodore)\n"
 
 
 def test_logs_level_filter_shows_that_level_and_above(stack: dict[str, Any], known_request: str) -> None:
@@ -223,6 +243,27 @@ def test_traces_of_a_correlation_id_as_a_span_tree(stack: dict[str, Any], known_
     tree = cli(stack, "traces", "--trace-id", trace["trace_id"]).stdout
     assert tree.index("GET /research") < tree.index("research.company") < tree.index("chat gpt-4o-mini")
     assert f"correlation {known_request}" in tree
+    assert tree.index("chat gpt-4o-mini") < tree.index(f"logs of trace {trace['trace_id']}") < tree.index("research done")
+
+
+def test_traces_of_a_trace_id_carry_its_logs(stack: dict[str, Any], known_request: str) -> None:
+    def traced() -> dict[str, Any] | None:
+        found = cli_json(stack, "traces", "--correlation-id", known_request)["traces"]
+        if not found:
+            return None
+        (trace,) = cli_json(stack, "traces", "--trace-id", found[0]["trace_id"])["traces"]
+        return trace if "research done" in {e["message"] for e in trace["logs"]} else None
+
+    trace = eventually(traced, timeout=60, every=2)
+    assert {e["trace_id"] for e in trace["logs"]} == {trace["trace_id"]}
+    assert {e["correlation_id"] for e in trace["logs"]} == {known_request}
+    closed = cli(stack, "traces", "--trace-id", trace["trace_id"], "--format", "json",
+                 "--victorialogs-url", "http://127.0.0.1:9")
+    found = json.loads(closed.stdout)
+    assert found["traces"][0]["logs"] is None and found["traces"][0]["span_count"] == trace["span_count"]
+    assert found["errors"]["logs"].startswith("VictoriaLogs at http://127.0.0.1:9 is not answering")
+    text = cli(stack, "traces", "--trace-id", trace["trace_id"], "--victorialogs-url", "http://127.0.0.1:9").stdout
+    assert "GET /research" in text and "logs unavailable: VictoriaLogs at http://127.0.0.1:9" in text
 
 
 def test_traces_search_by_errors_and_duration(stack: dict[str, Any]) -> None:
@@ -411,7 +452,7 @@ def test_cost_report_matches_prometheus_and_names_the_costliest_model(stack: dic
 
 
 @pytest.mark.parametrize(("args", "name", "flag"), [
-    (["logs"], "Loki", "--loki-url"),
+    (["logs"], "VictoriaLogs", "--victorialogs-url"),
     (["metrics", "--metric-name", "up"], "Prometheus", "--prometheus-url"),
     (["traces", "--service", "x"], "Jaeger", "--jaeger-url"),
     (["alerts", "silence", "list"], "Alertmanager", "--alertmanager-url"),

@@ -41,7 +41,8 @@ def export_metrics(prometheus: Prometheus, names: list[str], start: float, end: 
 @output_file("--output", "-o", "output", help="JSON file to write (default: theodore-SIGNAL-<time>.json).")
 @click.option("--metric-name", "metric_names", multiple=True, type=TEXT, callback=checked(metric_name),
               help="Metrics to export (default: catalogue).")
-@click.option("--component", type=TEXT, help="Job (metrics), service or logger (logs), service (traces).")
+@click.option("--component", type=TEXT,
+              help="Job (metrics), service, logger or component (logs), service (traces).")
 @click.option("--correlation-id", type=TEXT, help="Logs and traces of this request only.")
 @click.option("--limit", type=LIMIT, default=5000, show_default=True,
               help="At most this many log lines or traces.")
