@@ -203,7 +203,8 @@ class HttpBackend:
             raise BackendError(self.name, self.shown_url, 200, f"unexpected answer: {problem}")
         return answer
 
-    def _send(self, request: urllib.request.Request) -> Any:
+    def _answer(self, request: urllib.request.Request) -> tuple[int, bytes, str]:
+        """``(status, body, content type)`` of a 2xx answer; else the error :meth:`_refusal` names."""
         for name, value in self.headers.items():
             request.add_header(name, value)
         try:
@@ -215,7 +216,15 @@ class HttpBackend:
                     f"did not answer within {self.timeout:g}s") from None
             raise BackendUnavailable(self.name, self.shown_url, self.hint) from None
         if status >= 400:
-            raise BackendError(self.name, self.shown_url, status, summarise(body, kind) or "no detail")
+            raise self._refusal(status, body, kind)
+        return status, body, kind
+
+    def _refusal(self, status: int, body: bytes, kind: str) -> BackendError:
+        """The error of an HTTP error answer (a backend can tell bad input from failure)."""
+        return BackendError(self.name, self.shown_url, status, summarise(body, kind) or "no detail")
+
+    def _send(self, request: urllib.request.Request) -> Any:
+        status, body, kind = self._answer(request)
         try:
             return json.loads(body) if body.strip() else None
         except ValueError:

@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-from ._http import TIMEOUT_ENV, BackendError, BackendUnavailable, HttpBackend, open_url, summarise
+from ._http import BackendError, HttpBackend, summarise
 from .shapes import arr, log_record
 
 QUERY_PATH = "/select/logsql/query"
@@ -88,7 +88,7 @@ class VictoriaLogs(HttpBackend):
 
     def lines(self, path: str, params: dict[str, Any]) -> list[dict[str, str]]:
         """A GET whose answer is JSON lines, one log per line, each checked against :data:`LINE`."""
-        body = self._body(urllib.request.Request(self.url(path, params)))  # noqa: S310 (scheme checked)
+        _status, body, _kind = self._answer(urllib.request.Request(self.url(path, params)))  # noqa: S310
         try:
             records = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
         except ValueError:
@@ -96,20 +96,8 @@ class VictoriaLogs(HttpBackend):
                                f"this port?): {summarise(body) or 'empty'}") from None
         return self.shaped(records, LINES)
 
-    def _body(self, request: urllib.request.Request) -> bytes:
-        """The body of a 2xx answer; else the backend error its status says."""
-        for header, value in self.headers.items():
-            request.add_header(header, value)
-        try:
-            status, body, kind = open_url(request, self.timeout)
-        except (OSError, ValueError) as exc:
-            if isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError):
-                raise BackendUnavailable(
-                    self.name, self.shown_url, f"it may be overloaded (wait longer with {TIMEOUT_ENV})",
-                    f"did not answer within {self.timeout:g}s") from None
-            raise BackendUnavailable(self.name, self.shown_url, self.hint) from None
+    def _refusal(self, status: int, body: bytes, kind: str) -> BackendError:
+        """A 400 that is not an HTML page is VictoriaLogs refusing the query itself."""
         if status == 400 and kind != "text/html":
-            raise RejectedQuery(self.name, self.shown_url, status, summarise(body, kind) or "bad query")
-        if status >= 400:
-            raise BackendError(self.name, self.shown_url, status, summarise(body, kind) or "no detail")
-        return body
+            return RejectedQuery(self.name, self.shown_url, status, summarise(body, kind) or "bad query")
+        return super()._refusal(status, body, kind)
