@@ -12,12 +12,16 @@ from __future__ import annotations
 import base64
 import functools
 import html
+import http.client
 import json
 import os
 import re
+import socket
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import jsonschema
@@ -210,14 +214,52 @@ class HttpBackend:
         try:
             status, body, kind = open_url(request, self.timeout)
         except (OSError, ValueError) as exc:
-            if isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError):
-                raise BackendUnavailable(
-                    self.name, self.shown_url, f"it may be overloaded (wait longer with {TIMEOUT_ENV})",
-                    f"did not answer within {self.timeout:g}s") from None
-            raise BackendUnavailable(self.name, self.shown_url, self.hint) from None
+            raise self._unavailable(exc) from None
         if status >= 400:
             raise self._refusal(status, body, kind)
         return status, body, kind
+
+    @contextmanager
+    def stream(self, path: str, params: dict[str, Any]) -> Iterator[Iterator[bytes]]:
+        """The lines of a GET whose answer never ends (a live tail), as they arrive.
+
+        The connection and the status wait at most the timeout; the lines then wait as long as
+        the backend takes. Leaving the context closes the connection, which also ends a read
+        another thread is blocked in."""
+        target = urllib.parse.urlsplit(self.url(path, params))
+        kind = http.client.HTTPSConnection if target.scheme == "https" else http.client.HTTPConnection
+        connection = kind(target.netloc, timeout=self.timeout)
+        try:
+            try:
+                connection.request("GET", f"{target.path}?{target.query}", headers=self.headers)
+                response = connection.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                raise self._unavailable(exc) from None
+            if response.status >= 400:
+                raise self._refusal(response.status, response.read(), response.headers.get_content_type())
+            if connection.sock is not None:
+                connection.sock.settimeout(None)
+            yield self._lines(response)
+        finally:
+            if connection.sock is not None:
+                with suppress(OSError):
+                    connection.sock.shutdown(socket.SHUT_RDWR)
+            connection.close()
+
+    def _lines(self, response: http.client.HTTPResponse) -> Iterator[bytes]:
+        try:
+            yield from response
+        # A read ended by closing the connection from another thread fails inside http.client
+        # with any of these.
+        except (OSError, ValueError, AttributeError, http.client.HTTPException) as exc:
+            raise BackendUnavailable(self.name, self.shown_url, self.hint, "stopped answering") from exc
+
+    def _unavailable(self, exc: Exception) -> BackendUnavailable:
+        if isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError):
+            return BackendUnavailable(self.name, self.shown_url,
+                                      f"it may be overloaded (wait longer with {TIMEOUT_ENV})",
+                                      f"did not answer within {self.timeout:g}s")
+        return BackendUnavailable(self.name, self.shown_url, self.hint)
 
     def _refusal(self, status: int, body: bytes, kind: str) -> BackendError:
         """The error of an HTTP error answer (a backend can tell bad input from failure)."""

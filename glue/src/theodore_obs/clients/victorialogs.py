@@ -9,25 +9,27 @@ from __future__ import annotations
 
 import calendar
 import json
+import queue
 import re
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-from ._http import BackendError, HttpBackend, summarise
-from .shapes import arr, log_record
+from ._http import BackendError, BackendUnavailable, HttpBackend, summarise
+from .shapes import log_record
 
 QUERY_PATH = "/select/logsql/query"
+TAIL_PATH = "/select/logsql/tail"
+TAIL_DELAY = "1s"
+"""How long the live tail waits for a log to arrive before it passes its time (``offset``)."""
 UI_PATH = "/select/vmui/"
 """VictoriaLogs' own UI (the query explorer)."""
 
 RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z")
 """A ``_time`` as VictoriaLogs writes it: UTC, up to nine digits of fraction."""
-LATE_NS = 10_000_000_000
-"""How late a log may arrive after a newer one and still be followed (10 s)."""
 LINE = log_record(RFC3339.pattern)
-LINES = arr(LINE)
 
 
 class RejectedQuery(BackendError):
@@ -68,33 +70,53 @@ class VictoriaLogs(HttpBackend):
         return sorted(found, key=lambda record: time_ns(record["_time"]))
 
     def follow(self, logsql: str, start_ns: int, interval: float, stop_at: float | None = None,
-               batch: int = 1000) -> Iterator[dict[str, str]]:
-        """Every log the query matches from ``start_ns`` on, as they arrive, until
-        ``time.monotonic()`` passes ``stop_at`` (``None``: until the caller stops iterating).
-        The query is asked again every ``interval`` seconds, each time for the last
-        :data:`LATE_NS` before the newest time seen too (a log can arrive after a newer one of
-        another service); a log already given is not given again."""
-        seen: set[tuple[str, str, str]] = set()
-        newest = start_ns
-        while stop_at is None or time.monotonic() < stop_at:
-            for record in self.query(logsql, max(start_ns, newest - LATE_NS), None, batch):
-                key = (record["_time"], record.get("_stream_id", ""), record.get("_msg", ""))
-                if key not in seen:
-                    seen.add(key)
-                    yield record
-                newest = max(newest, time_ns(record["_time"]))
-            seen = {key for key in seen if time_ns(key[0]) >= newest - LATE_NS}
-            time.sleep(interval if stop_at is None else max(0.0, min(interval, stop_at - time.monotonic())))
+               ) -> Iterator[dict[str, str]]:
+        """Every log the query matches from ``start_ns`` on, as they arrive, through the live
+        tail API, until ``time.monotonic()`` passes ``stop_at`` (``None``: until the caller
+        stops iterating). VictoriaLogs looks for new logs every ``interval`` seconds and waits
+        :data:`TAIL_DELAY` for late ones, and gives each log once."""
+        params = {"query": logsql, "start_offset": f"{max(0, time.time_ns() - start_ns) // 1_000_000}ms",
+                  "offset": TAIL_DELAY, "refresh_interval": f"{max(1, int(interval * 1000))}ms"}
+        arrived: queue.Queue[bytes | BaseException | None] = queue.Queue()
+        with self.stream(TAIL_PATH, params) as lines:
+
+            def read() -> None:
+                try:
+                    for line in lines:
+                        if line.strip():
+                            arrived.put(line)
+                    arrived.put(None)
+                except BackendUnavailable as exc:
+                    arrived.put(exc)
+
+            threading.Thread(target=read, name="victorialogs-tail", daemon=True).start()
+            while True:
+                wait = None if stop_at is None else stop_at - time.monotonic()
+                if wait is not None and wait <= 0:
+                    return
+                try:
+                    item = arrived.get(timeout=wait)
+                except queue.Empty:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                if item is None:
+                    raise BackendUnavailable(self.name, self.shown_url, self.hint, "ended the live tail")
+                yield self.record(item)
+
+    def record(self, line: bytes) -> dict[str, str]:
+        """One JSON line of an answer, checked against :data:`LINE`."""
+        try:
+            found = json.loads(line)
+        except ValueError:
+            raise BackendError(self.name, self.shown_url, 200, "answer is not JSON lines (another service on "
+                               f"this port?): {summarise(line) or 'empty'}") from None
+        return self.shaped(found, LINE)
 
     def lines(self, path: str, params: dict[str, Any]) -> list[dict[str, str]]:
         """A GET whose answer is JSON lines, one log per line, each checked against :data:`LINE`."""
         _status, body, _kind = self._answer(urllib.request.Request(self.url(path, params)))  # noqa: S310
-        try:
-            records = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
-        except ValueError:
-            raise BackendError(self.name, self.shown_url, 200, "answer is not JSON lines (another service on "
-                               f"this port?): {summarise(body) or 'empty'}") from None
-        return self.shaped(records, LINES)
+        return [self.record(line) for line in body.splitlines() if line.strip()]
 
     def _refusal(self, status: int, body: bytes, kind: str) -> BackendError:
         """A 400 that is not an HTML page is VictoriaLogs refusing the query itself."""

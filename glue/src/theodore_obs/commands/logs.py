@@ -122,7 +122,8 @@ def follow(store: VictoriaLogs, query: str, start_ns: int, interval: float, max_
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @output_file("--export", "export_path", help="Also write the lines as a JSON document to this file.")
 @click.option("--limit", type=LIMIT, default=100, show_default=True, help="At most this many lines (newest).")
-@click.option("--interval", type=SECONDS, default=1.0, hidden=True, help="Seconds between --follow polls.")
+@click.option("--interval", type=SECONDS, default=1.0, hidden=True,
+              help="How often --follow looks for new lines (seconds).")
 @click.option("--max-lines", type=LIMIT, hidden=True, help="Stop --follow after this many lines.")
 @click.option("--max-seconds", type=SECONDS, hidden=True, help="Stop --follow after this long.")
 @operator_command
