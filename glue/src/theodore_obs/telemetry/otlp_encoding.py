@@ -96,10 +96,11 @@ def _key_value(key: str, value: Any) -> bytes:
     return _string(1, key) + _field(2, _any_value(value))
 
 
-_SCALARS = (str, bool, int, float)
+_SCALARS = (str, bool, int)
 _KEY_VALUES: dict[tuple[str, type, Any], bytes] = {}
 """Encoded ``KeyValue`` messages of scalar attributes: methods, routes, hosts, status codes
-and service names repeat from span to span."""
+and service names repeat from span to span. Not floats: 0.0 and -0.0 are equal keys with
+different encodings (and NaN is never equal to itself)."""
 
 KEY_VALUE_CACHE_LIMIT = 4096
 
@@ -215,10 +216,18 @@ _CACHE = _Cache()
 def _group(items: Sequence[Any], encode_item: Any) -> bytes:
     """Items grouped by resource, then scope, as ``Resource{Spans,Logs}`` messages (field 1 of
     the export request); both signals share the layout: resource 1, scope list 2, schema 3 and
-    inside it scope 1, items 2, schema 3."""
+    inside it scope 1, items 2, schema 3. Like the SDK's, groups go by equality: distinct but
+    equal resources or scopes share one (the first), hashed once per object and batch."""
     grouped: dict[int, tuple[Resource, dict[int, tuple[InstrumentationScope | None, list[bytes]]]]] = {}
+    first_equal: dict[int, Any] = {}
+    by_value: dict[Any, Any] = {}
     for item in items:
         resource, scope = item.resource, item.instrumentation_scope or None
+        if (resource_id := id(resource)) not in first_equal:
+            first_equal[resource_id] = by_value.setdefault(resource, resource)
+        if (scope_id := id(scope)) not in first_equal:
+            first_equal[scope_id] = by_value.setdefault(scope, scope)
+        resource, scope = first_equal[resource_id], first_equal[scope_id]
         scopes = grouped.setdefault(id(resource), (resource, {}))[1]
         scopes.setdefault(id(scope), (scope, []))[1].append(_field(2, encode_item(item)))
     out = []
