@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from ..clients.prometheus import Prometheus
+from ..telemetry.metrics import AI_COST, AI_DURATION, AI_TOKENS, COMPANIES_RESEARCHED
 from ._common import (
     TIME_RANGES,
     Context,
@@ -23,13 +24,10 @@ from ._common import (
     seconds,
 )
 from ._inputs import AT, at_or_now
-from .catalogue import catalogued
 
-COST, TOKENS, DURATION, RESEARCH = catalogued(
-    "theodore_ai_cost_total", "theodore_ai_tokens_total", "theodore_ai_operation_duration_seconds",
-    "theodore_companies_researched_total")
-CALLS = f"{DURATION}_count"
-"""Calls are counted by the duration histogram's ``_count`` series."""
+CALLS = f"{AI_DURATION}_count"
+"""Calls are counted by the duration histogram's ``_count`` series (the metric names, with their
+types, are checked against the catalogue when ``telemetry.metrics`` is imported)."""
 SUCCESS = 'success=~"(?i)true"'
 """The processor records ``success`` as a Python bool, which arrives as ``True``/``False``."""
 GROWTH_WORTH_FLAGGING = 0.2
@@ -49,8 +47,8 @@ def _ratio(part: float, whole: float) -> float | None:
 
 
 def by_model(prometheus: Prometheus, window: str, at: float) -> list[dict[str, Any]]:
-    cost = _by(prometheus, f"increase({COST}[{window}])", MODEL, at)
-    tokens = _by(prometheus, f"increase({TOKENS}[{window}])", (*MODEL, "token_type"), at)
+    cost = _by(prometheus, f"increase({AI_COST}[{window}])", MODEL, at)
+    tokens = _by(prometheus, f"increase({AI_TOKENS}[{window}])", (*MODEL, "token_type"), at)
     calls = _by(prometheus, f"increase({CALLS}[{window}])", MODEL, at)
     good = _by(prometheus, f"increase({CALLS}{{{SUCCESS}}}[{window}])", MODEL, at)
     rows = []
@@ -65,10 +63,10 @@ def by_model(prometheus: Prometheus, window: str, at: float) -> list[dict[str, A
 
 
 def by_operation(prometheus: Prometheus, window: str, at: float) -> list[dict[str, Any]]:
-    cost = _by(prometheus, f"increase({COST}[{window}])", OPERATION, at)
-    failed = _by(prometheus, f"increase({COST}{{success!~\"(?i)true\"}}[{window}])", OPERATION, at)
-    tokens = _by(prometheus, f"increase({TOKENS}[{window}])", OPERATION, at)
-    before = _by(prometheus, f"increase({TOKENS}[{window}] offset {window})", OPERATION, at)
+    cost = _by(prometheus, f"increase({AI_COST}[{window}])", OPERATION, at)
+    failed = _by(prometheus, f"increase({AI_COST}{{success!~\"(?i)true\"}}[{window}])", OPERATION, at)
+    tokens = _by(prometheus, f"increase({AI_TOKENS}[{window}])", OPERATION, at)
+    before = _by(prometheus, f"increase({AI_TOKENS}[{window}] offset {window})", OPERATION, at)
     rows = []
     for key in sorted(set(cost) | set(tokens)):
         now, then = tokens.get(key, 0.0), before.get(key)
@@ -81,8 +79,8 @@ def by_operation(prometheus: Prometheus, window: str, at: float) -> list[dict[st
 
 def budget(prometheus: Prometheus, budgets: dict[str, float], total: float, window_s: float,
            at: float) -> dict[str, Any]:
-    last_hour = prometheus.scalar(f"sum(increase({COST}[1h]))", at)
-    last_day = prometheus.scalar(f"sum(increase({COST}[1d]))", at)
+    last_hour = prometheus.scalar(f"sum(increase({AI_COST}[1h]))", at)
+    last_day = prometheus.scalar(f"sum(increase({AI_COST}[1d]))", at)
     hourly, daily = budgets.get("hourly_usd"), budgets.get("daily_usd")
     range_budget = (daily * window_s / 86400 if daily and window_s >= 86400
                     else hourly * window_s / 3600 if hourly else None)
@@ -138,7 +136,7 @@ def cost_report(prometheus: Prometheus, budgets: dict[str, float], window: str, 
     """The ``cost --format json`` document (fields documented in the README)."""
     models, operations = by_model(prometheus, window, at), by_operation(prometheus, window, at)
     total = sum(m["cost_usd"] for m in models)
-    researched = prometheus.scalar(f"sum(increase({RESEARCH}{{{SUCCESS}}}[{window}]))", at)
+    researched = prometheus.scalar(f"sum(increase({COMPANIES_RESEARCHED}{{{SUCCESS}}}[{window}]))", at)
     report = {"time_range": window, "at": iso(at), "at_unix": at, "total_usd": total,
               "total_tokens": sum(m["tokens_input"] + m["tokens_output"] for m in models),
               "successful_researches": researched,

@@ -24,7 +24,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import StatusCode
 
-from .metrics import TheodoreMetrics, get_metrics
+from .metrics import AI_COST, AI_DURATION, AI_TOKENS, ERRORS, TheodoreMetrics, get_metrics
 
 PRICES_ENV = "THEODORE_AI_PRICES_FILE"
 """Path of the JSON price table (``rendered/<env>/apps/ai-prices.json``)."""
@@ -94,17 +94,16 @@ class GenAICostProcessor(SpanProcessor):
         metrics = self._metrics or get_metrics()
         token = otel_context.attach(trace.set_span_in_context(trace.NonRecordingSpan(span.context)))
         try:
-            metrics.record("theodore_ai_tokens_total", input_tokens, token_type="input", **labels)
-            metrics.record("theodore_ai_tokens_total", output_tokens, token_type="output", **labels)
+            metrics.record(AI_TOKENS, input_tokens, token_type="input", **labels)
+            metrics.record(AI_TOKENS, output_tokens, token_type="output", **labels)
             if span.end_time and span.start_time:
-                metrics.record("theodore_ai_operation_duration_seconds",
-                               (span.end_time - span.start_time) / 1e9, **labels)
+                metrics.record(AI_DURATION, (span.end_time - span.start_time) / 1e9, **labels)
             cost = self.prices.cost(provider, model, input_tokens, output_tokens)
             if cost is not None:
-                metrics.record("theodore_ai_cost_total", cost, **labels)
+                metrics.record(AI_COST, cost, **labels)
             if not success:
-                metrics.record("theodore_errors_total", 1, error_type="ai_operation_failure",
-                               provider=provider, model=family, operation=operation)
+                metrics.record(ERRORS, 1, error_type="ai_operation_failure", provider=provider,
+                               model=family, operation=operation)
         finally:
             otel_context.detach(token)
 

@@ -70,6 +70,42 @@ def catalogue() -> dict[str, MetricSpec]:
             for name, m in raw["metrics"].items()}
 
 
+class MetricName(str):
+    """A catalogue key as the code records or queries it, with the type the code expects."""
+
+    type: str
+
+
+def catalogued(name: str, type: str) -> MetricName:
+    """``name``, checked to be a catalogue metric of ``type``: a metric renamed or retyped in
+    catalogue.yaml fails the import of the code that uses it, not as a series never recorded
+    or a query that answers nothing."""
+    spec = catalogue().get(name)
+    if spec is None:
+        raise LookupError(f"{name}: not in telemetry/catalogue.yaml")
+    if spec.type != type:
+        raise LookupError(f"{name}: a {spec.type} in telemetry/catalogue.yaml, used as a {type}")
+    checked = MetricName(name)
+    checked.type = type
+    return checked
+
+
+# The metrics this module and the GenAI span processor record, and ``cost`` queries.
+REQUESTS = catalogued("theodore_requests_total", "counter")
+REQUEST_DURATION = catalogued("theodore_request_duration_seconds", "histogram")
+ERRORS = catalogued("theodore_errors_total", "counter")
+ACTIVE_OPERATIONS = catalogued("theodore_active_operations", "updowncounter")
+OPERATION_DURATION = catalogued("theodore_operation_duration_seconds", "histogram")
+AI_TOKENS = catalogued("theodore_ai_tokens_total", "counter")
+AI_DURATION = catalogued("theodore_ai_operation_duration_seconds", "histogram")
+AI_COST = catalogued("theodore_ai_cost_total", "counter")
+COMPANIES_RESEARCHED = catalogued("theodore_companies_researched_total", "counter")
+RESEARCH_SUCCESS_RATE = catalogued("theodore_research_success_rate", "gauge")
+STORAGE_OPERATIONS = catalogued("theodore_storage_operations_total", "counter")
+STORAGE_DURATION = catalogued("theodore_storage_operation_duration_seconds", "histogram")
+SCRAPING_PAGES = catalogued("theodore_scraping_pages_total", "counter")
+
+
 _logger = logging.getLogger(__name__)
 
 
@@ -152,7 +188,9 @@ class TheodoreMetrics:
 
     def record(self, name: str, value: float, **labels: Any) -> None:
         """Add to a counter, record into a histogram or set a gauge, by catalogue name."""
-        spec = self._specs[name]
+        spec = self._specs.get(name)
+        if spec is None:
+            raise LookupError(f"{name}: not in telemetry/catalogue.yaml")
         if not labels.keys() <= spec.label_set:
             unknown = set(labels) - spec.label_set
             raise ValueError(f"{name}: labels {sorted(unknown)} are not in the catalogue "
@@ -171,60 +209,60 @@ class TheodoreMetrics:
             instrument.set(value, attributes)
 
     def record_request(self, endpoint: str, method: str, status_code: int, duration: float) -> None:
-        self.record("theodore_requests_total", 1, endpoint=endpoint, method=method, status_code=status_code)
-        self.record("theodore_request_duration_seconds", duration, endpoint=endpoint, method=method)
+        self.record(REQUESTS, 1, endpoint=endpoint, method=method, status_code=status_code)
+        self.record(REQUEST_DURATION, duration, endpoint=endpoint, method=method)
         if status_code >= 400:
-            self.record("theodore_errors_total", 1, error_type="http_error", endpoint=endpoint,
+            self.record(ERRORS, 1, error_type="http_error", endpoint=endpoint,
                         status_code=status_code)
 
     def record_ai_operation(self, provider: str, model: str, operation: str, tokens_used: int,
                             duration: float, cost: float, success: bool,
                             token_type: str = "total") -> None:
         labels = {"provider": provider, "model": model, "operation": operation, "success": success}
-        self.record("theodore_ai_tokens_total", tokens_used, token_type=token_type, **labels)
-        self.record("theodore_ai_operation_duration_seconds", duration, **labels)
-        self.record("theodore_ai_cost_total", cost, **labels)
+        self.record(AI_TOKENS, tokens_used, token_type=token_type, **labels)
+        self.record(AI_DURATION, duration, **labels)
+        self.record(AI_COST, cost, **labels)
         if not success:
-            self.record("theodore_errors_total", 1, error_type="ai_operation_failure",
+            self.record(ERRORS, 1, error_type="ai_operation_failure",
                         provider=provider, model=model, operation=operation)
 
     def record_company_research(self, company_name: str, research_type: str, success: bool,
                                 duration: float, pages_scraped: int = 0) -> None:
         """``company_name`` is not a label (unbounded); it belongs on the span and in logs."""
-        self.record("theodore_companies_researched_total", 1, research_type=research_type,
+        self.record(COMPANIES_RESEARCHED, 1, research_type=research_type,
                     success=success)
-        self.record("theodore_operation_duration_seconds", duration, operation="company_research")
+        self.record(OPERATION_DURATION, duration, operation="company_research")
         if pages_scraped:
-            self.record("theodore_scraping_pages_total", pages_scraped, research_type=research_type)
+            self.record(SCRAPING_PAGES, pages_scraped, research_type=research_type)
         outcomes = self._research_outcomes.setdefault(research_type, [0, 0])
         outcomes[0] += int(success)
         outcomes[1] += 1
-        self.record("theodore_research_success_rate", outcomes[0] / outcomes[1],
+        self.record(RESEARCH_SUCCESS_RATE, outcomes[0] / outcomes[1],
                     research_type=research_type)
 
     def record_storage_operation(self, storage_type: str, operation: str, success: bool,
                                  duration: float, data_size_bytes: int | None = None) -> None:
         labels = {"storage_type": storage_type, "operation": operation, "success": success}
-        self.record("theodore_storage_operations_total", 1, **labels)
-        self.record("theodore_storage_operation_duration_seconds", duration, **labels)
+        self.record(STORAGE_OPERATIONS, 1, **labels)
+        self.record(STORAGE_DURATION, duration, **labels)
         if not success:
-            self.record("theodore_errors_total", 1, error_type="storage_failure",
+            self.record(ERRORS, 1, error_type="storage_failure",
                         storage_type=storage_type, operation=operation)
 
     @contextmanager
     def track_operation(self, operation_name: str) -> Iterator[None]:
         """Count the operation as active while it runs; record its duration and failures."""
-        self.record("theodore_active_operations", 1, operation=operation_name)
+        self.record(ACTIVE_OPERATIONS, 1, operation=operation_name)
         start = time.perf_counter()
         try:
             yield
         except Exception:
-            self.record("theodore_errors_total", 1, error_type="operation_failure",
+            self.record(ERRORS, 1, error_type="operation_failure",
                         operation=operation_name)
             raise
         finally:
-            self.record("theodore_active_operations", -1, operation=operation_name)
-            self.record("theodore_operation_duration_seconds", time.perf_counter() - start,
+            self.record(ACTIVE_OPERATIONS, -1, operation=operation_name)
+            self.record(OPERATION_DURATION, time.perf_counter() - start,
                         operation=operation_name)
 
     @asynccontextmanager
