@@ -11,13 +11,13 @@ ENV    ?= local
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: glue/pyproject.toml
+$(VENV)/.installed: glue/pyproject.toml bench/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e 'glue[dev]'
+	$(VENV)/bin/pip install -q -e 'glue[dev]' -e bench  # bench/: dev-only, never shipped
 	touch $@
 
-deps: $(VENV)/.installed ## Install the Python glue and its test tools into .venv
+deps: $(VENV)/.installed ## Install the Python glue, its test tools and bench/ into .venv
 
 tools: deps ## Build the pinned native binaries into ~/.cache/theodore-obs (cached per version)
 	$(OBS) tools
@@ -31,8 +31,8 @@ render: deps ## Render every environment of stack.yaml into rendered/
 validate: tools render ## Check every rendered file with the tool that consumes it
 	$(OBS) validate
 
-lint: deps ## ruff over the glue and the tests
-	$(VENV)/bin/ruff check glue tests
+lint: deps ## ruff over the glue, the benchmarks and the tests
+	$(VENV)/bin/ruff check glue bench tests
 
 check-drift: deps ## Fail if rendered/ differs from what stack.yaml and the templates give
 	$(VENV)/bin/pytest -q tests/test_render.py -k drift
@@ -59,7 +59,7 @@ down: deps ## Stop what `make up` started
 status: deps ## Health of each component
 	$(OBS) status --env $(ENV)
 
-bench: tools ## Measured figures: up time, log call cost, request overhead, span export rate
+bench: tools ## Measured figures (bench/): up time, log call cost, request overhead, span export rate
 	$(OBS) bench --runs 3 --out bench-results.txt
 
 clean: down ## Stop the stack and remove its state (keeps the tool cache)

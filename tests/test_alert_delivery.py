@@ -2,8 +2,8 @@
 
 The native stack (ports shifted by PORT_OFFSET, temporary state) gets its receiver secrets
 from the environment as a user's would; Alertmanager delivers to local receivers that check
-each payload's shape. See ``theodore_obs.drill`` for the drill itself. Latencies are printed
-(``-s``), never asserted: ``make bench`` reports them.
+each payload's shape. See ``theodore_bench.drill`` (bench/) for the drill itself. Latencies are
+printed (``-s``), never asserted: ``make bench`` reports them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from theodore_obs.drill import (
+from theodore_bench.drill import (
     EXPECTED,
     RESOLVES,
     DrillResult,

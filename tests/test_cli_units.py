@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 import pytest
 from click.testing import CliRunner
+from theodore_obs.cli import main
 from theodore_obs.clients import backends_from_spec
 from theodore_obs.clients.alertmanager import parse_matcher
 from theodore_obs.clients.victorialogs import time_ns
@@ -32,6 +34,14 @@ def test_every_seed_command_is_on_theodore_obs_and_the_mountable_group() -> None
     help_text = run_cli("--help").stdout
     for name in [*seed, "cost", "profile", "render", "validate", "up", "down", "bench", "tools"]:
         assert f"  {name} " in help_text, name
+
+
+def test_bench_without_the_dev_package_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "theodore_bench", None)  # as in a `pip install theodore-observability`
+    result = CliRunner().invoke(main, ["bench", "--runs", "1"])
+    assert result.exit_code == 2, result.output
+    assert result.output == ("error: `bench` needs the dev-only package theodore_bench: in a checkout, "
+                             "`make deps` (or `pip install -e bench/`)\n")
 
 
 def test_theodore_cli_can_mount_the_group() -> None:

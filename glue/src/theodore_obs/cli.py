@@ -112,14 +112,23 @@ def up(env: str, runtime: str, timeout: float, spec_path: Path | None) -> None:
         _fail(str(exc))
 
 
+BENCH_PACKAGE = "theodore_bench"
+"""Where `bench` lives: the repository's bench/, installed in the dev venv only."""
+
+
 @main.command("bench")
 @click.option("--runs", type=click.IntRange(1, 100), default=3, show_default=True,
               help="Cold starts to time for `up`.")
 @output_file("--out", help="Also write the report to this file.")
 def bench(runs: int, out: Path | None) -> None:
     """All benchmarks: up, log call, request overhead, span export (stack must be down)."""
-    from .bench import report_all  # noqa: PLC0415 (the SDK and the drill load for `bench` only)
-
+    try:
+        from theodore_bench.bench import report_all  # noqa: PLC0415 (dev-only: bench/, not shipped)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != BENCH_PACKAGE:
+            raise
+        _fail(f"`bench` needs the dev-only package {BENCH_PACKAGE}: in a checkout, `make deps` "
+              "(or `pip install -e bench/`)", EXIT_BAD_INPUT)
     try:
         report = report_all(runs)
     except (native.NativeError, ToolError) as exc:

@@ -37,6 +37,7 @@ from .render import (
     write_tree,
 )
 from .spec import Spec
+from .timing import wait_until
 from .tools import binary_path
 
 
@@ -284,7 +285,9 @@ def wait_ready(spec: Spec, state: State, timeout: float, say: Any = print) -> li
     ready: list[Health] = []
     last: dict[str, Health] = {}
     next_note = start + 3.0
-    while pending and time.monotonic() - start < timeout:
+
+    def all_ready() -> bool:
+        nonlocal next_note
         exited = {p["name"]: p for p in process_info(state)
                   if p["statename"] in ("EXITED", "FATAL", "BACKOFF")}
         for name in list(pending):
@@ -301,9 +304,9 @@ def wait_ready(spec: Spec, state: State, timeout: float, say: Any = print) -> li
         if pending and time.monotonic() >= next_note:
             say(f"  waiting for {', '.join(sorted(pending))} ({time.monotonic() - start:.0f}s)")
             next_note = time.monotonic() + 3.0
-        if pending:
-            time.sleep(0.2)
-    if pending:
+        return not pending
+
+    if not wait_until(all_ready, timeout - (time.monotonic() - start), every=0.2):
         details = "\n".join(
             f"  {name}: {last[name].detail if name in last else 'not probed'}; "
             f"log {state.log(name)}:\n{_tail(state.log(name), 8)}" for name in pending)
@@ -370,9 +373,7 @@ def down(state: State | None = None, timeout: float = 30.0, say: Any = print) ->
         _rpc(state).supervisor.shutdown()
     except (OSError, xmlrpc.client.Fault):
         os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_alive(p) for p in [pid, *children]):
-        time.sleep(0.1)
+    wait_until(lambda: not any(_alive(p) for p in [pid, *children]), timeout, every=0.1)  # else killed
     leftovers = [p for p in [pid, *children] if _alive(p)]
     for leftover in leftovers:
         os.kill(leftover, signal.SIGKILL)

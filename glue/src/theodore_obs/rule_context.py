@@ -7,12 +7,12 @@ here, so renaming a metric in ``catalogue.yaml`` without updating the rules fail
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from .spec import SpecError, observed_services
 from .telemetry.metrics import MetricSpec, catalogue
 from .template_filters import Fragment, gotmpl, line, tojson
+from .timing import duration_seconds  # Prometheus durations (the spec's pattern is checked)
 
 SPANMETRICS = {
     "calls": "traces_span_metrics_calls_total",
@@ -55,17 +55,6 @@ def slo_services(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: {**svc["slo"], "latency_le": latency_bucket(name, svc["slo"]["latency_seconds"])}
             for name, svc in observed_services(spec).items()
             if svc.get("slo", {}).keys() >= {"availability", "latency_seconds", "latency_target"}}
-
-
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-
-
-def duration_seconds(duration: str) -> float:
-    """Seconds in a Prometheus duration such as ``1h30m`` (the spec's pattern is checked)."""
-    total = 0.0
-    for number, unit in re.findall(r"([0-9]+)(ms|s|m|h|d|w|y)", duration):
-        total += int(number) * _UNITS[unit]
-    return total
 
 
 def by_service(expr: str, extra: str = "") -> Fragment:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -14,9 +13,9 @@ from typing import Any
 
 import click
 
+from ..timing import duration_seconds
 from ._errors import EXIT_BAD_INPUT, fail
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MAX_SECONDS = 3650 * 86400
 """The longest duration taken (ten years): past it times leave what the backends accept."""
 MAX_UNIX = 253402300799
@@ -66,10 +65,10 @@ SECONDS = Seconds()
 
 def seconds(text: str) -> float:
     """``90s``, ``30m``, ``1h``, ``7d``, ``2w`` (or several, ``1h30m``) in seconds; at most ten years."""
-    parts = re.findall(r"(\d+(?:\.\d+)?)([smhdw])", text.strip())
-    if not parts or "".join(n + u for n, u in parts) != text.strip():
-        raise click.BadParameter(f"{text!r}: expected a duration like 30m, 1h, 7d")
-    total = sum(float(n) * _UNITS[u] for n, u in parts)
+    try:
+        total = duration_seconds(text.strip(), "smhdw")
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected a duration like 30m, 1h, 7d") from None
     if not 0 < total <= MAX_SECONDS:
         raise click.BadParameter(f"{text!r}: expected a duration above 0s, at most {MAX_SECONDS // 86400}d")
     return total

@@ -3,7 +3,6 @@ a trace found by id comes with its logs from VictoriaLogs (``trace_id:="…"``).
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
@@ -14,6 +13,7 @@ from rich.tree import Tree
 from ..clients import BackendError, BackendUnavailable
 from ..clients.jaeger import Jaeger
 from ..clients.jaeger import trace_id as checked_trace_id
+from ..timing import GO_UNITS, duration_seconds
 from ._common import Context, console, emit, escape, iso, make_table, markup, operator_command
 from ._errors import EXIT_FAILED, fail
 from ._inputs import LIMIT, SINCE, TEXT, checked, seconds
@@ -64,9 +64,13 @@ def normalise(trace: dict[str, Any]) -> dict[str, Any]:
 
 
 def go_duration(text: str | None) -> str | None:
-    if text is not None and not re.fullmatch(r"\d+(\.\d+)?(us|ms|s|m|h)", text):
-        raise click.BadParameter(f"{text!r}: expected a duration like 250ms, 1.5s",
-                                 param_hint="--min-duration")
+    """``--min-duration`` as Jaeger reads it (a Go duration: ``250ms``, ``1.5s``, ``1m30s``), checked."""
+    if text is not None:
+        try:
+            duration_seconds(text, GO_UNITS)
+        except ValueError:
+            raise click.BadParameter(f"{text!r}: expected a duration like 250ms, 1.5s",
+                                     param_hint="--min-duration") from None
     return text
 
 

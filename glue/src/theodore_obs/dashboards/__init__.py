@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from ..telemetry.distro import DEFAULTS
+from ..timing import duration_seconds
 from .boards import DASHBOARDS
 
 __all__ = ["DASHBOARDS", "dashboard_files", "dashboards"]
@@ -33,11 +34,6 @@ def dashboard_files(spec: dict[str, Any]) -> dict[str, str]:
             for path, board in dashboards(spec).items()}
 
 
-def _seconds(duration: str) -> int:
-    units = {"s": 1, "m": 60, "h": 3600}
-    return int(float(duration[:-1]) * units[duration[-1]])
-
-
 def prometheus_min_interval(spec: dict[str, Any]) -> str:
     """Grafana's ``timeInterval`` for Prometheus: the slowest sample cadence of any series.
 
@@ -46,4 +42,4 @@ def prometheus_min_interval(spec: dict[str, Any]) -> str:
     several pushes, or rates come back empty and panels say "No data".
     """
     push = int(DEFAULTS["OTEL_METRIC_EXPORT_INTERVAL"]) // 1000
-    return f"{max(push, _seconds(spec['intervals']['scrape']))}s"
+    return f"{max(push, int(duration_seconds(spec['intervals']['scrape'])))}s"

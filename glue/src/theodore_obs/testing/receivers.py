@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import urlparse
 
+from ..timing import wait_until
 from .smtp import SMTPSink
 
 PAGERDUTY_ACTIONS = {"trigger", "acknowledge", "resolve"}
@@ -179,14 +180,11 @@ class Receivers:
 
     def wait_for(self, kind: str, predicate: Callable[[Delivery], bool], timeout: float = 60) -> Delivery:
         """The first ``kind`` delivery matching ``predicate``; AssertionError after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.of(kind, predicate)
-            if found:
-                return found[0]
-            time.sleep(0.1)
-        raise AssertionError(f"no matching {kind} notification within {timeout}s; got "
-                             f"{[d.body for d in self.of(kind)]!r}; malformed: {self.failures!r}")
+        found = wait_until(lambda: self.of(kind, predicate), timeout, every=0.1)
+        if not found:
+            raise AssertionError(f"no matching {kind} notification within {timeout}s; got "
+                                 f"{[d.body for d in self.of(kind)]!r}; malformed: {self.failures!r}")
+        return found[0]
 
     def close(self) -> None:
         self._server.shutdown()

@@ -9,7 +9,7 @@
   heaviest and its lightest request, the app alone on one core, with what each request sends;
 - ``spans``: spans per second one process exports to the collector over OTLP/HTTP;
 - ``logs``: the log store's idle memory, ingest rate and correlation-id lookup
-  (``bench_logstore``);
+  (``logstore``);
 - ``alerts``: the alert drill (``drill``): fault start → PagerDuty notification per alert, and
   fault cleared → resolve, on a native stack with local receivers.
 The last four run against native stacks started here on fresh state (default ports).
@@ -43,16 +43,17 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from theodore_obs import native
+from theodore_obs.paths import repo_root
+from theodore_obs.spec import Spec, load_spec
+from theodore_obs.telemetry import otlp_encoding
+from theodore_obs.telemetry.log_export import EXPORT
+from theodore_obs.telemetry.logs import configure_logging
+from theodore_obs.telemetry.metrics import TheodoreMetrics
+from theodore_obs.testing.receivers import Receivers
+from theodore_obs.timing import wait_until
 
-from . import native
 from .drill import EXPECTED, RESOLVES, DrillResult, drill_env, drill_spec, run_drill
-from .paths import repo_root
-from .spec import Spec, load_spec
-from .telemetry import otlp_encoding
-from .telemetry.log_export import EXPORT
-from .telemetry.logs import configure_logging
-from .telemetry.metrics import TheodoreMetrics
-from .testing.receivers import Receivers
 
 
 def _percentile(values: Sequence[float], fraction: float) -> float:
@@ -382,14 +383,16 @@ def _collector_accepted(spec: Spec) -> dict[str, float]:
 def _settled_accepted(spec: Spec, quiet_seconds: float = 7.0, timeout: float = 30.0) -> dict[str, float]:
     """The collector's counts once nothing new arrived for ``quiet_seconds`` (the SDK's batch
     processors export every 5 s at most)."""
-    deadline, last, since = time.monotonic() + timeout, _collector_accepted(spec), time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(1)
+    last, since = _collector_accepted(spec), time.monotonic()
+
+    def quiet() -> bool:
+        nonlocal last, since
         now = _collector_accepted(spec)
         if now != last:
             last, since = now, time.monotonic()
-        elif time.monotonic() - since >= quiet_seconds:
-            break
+        return time.monotonic() - since >= quiet_seconds
+
+    wait_until(quiet, timeout, every=1)  # still moving after ``timeout``: the counts as they are
     return last
 
 
@@ -444,14 +447,14 @@ def request_overhead(spec: Spec, state: native.State, seconds: float = WINDOW_SE
 
 
 def _wait_http(url: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def answers() -> bool:
         try:
             urllib.request.urlopen(url, timeout=1).read()  # noqa: S310 (loopback)
-            return
+            return True
         except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
+            return False
+
+    wait_until(answers, timeout, every=0.2, what=f"{url} did not answer within {timeout:.0f}s")
 
 
 SPAN_EXPORT_SCRIPT = """
@@ -643,7 +646,7 @@ def report_all(runs: int) -> str:
     with _bench_stack() as (spec, state):
         lines += ["", *report_request_overhead(request_overhead(spec, state))]
         lines += ["", f"spans exported by one process: {spans_per_second(spec):,.0f} spans/s"]
-    from .bench_logstore import report_log_store  # noqa: PLC0415 (it reuses _bench_stack)
+    from .logstore import report_log_store  # noqa: PLC0415 (it reuses _bench_stack)
     lines += ["", *report_log_store()]
     lines += ["", report_alert_latency()]
     return "\n".join(lines)

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 import requests
-
-from .demo.faults import clear, inject
-from .testing.receivers import Delivery, Receivers
+from theodore_obs.demo.faults import clear, inject
+from theodore_obs.testing.receivers import Delivery, Receivers
+from theodore_obs.timing import wait_until
 
 #: The alert each fault raises, and its severity label (the error burst also burns the demo's
 #: availability SLO fast enough for a critical page).
@@ -125,16 +125,15 @@ def _page_for(alertname: str, severity: str) -> Any:
 
 
 def wait_for_series(prometheus: str, promql: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def found() -> bool:
         try:
             answer = requests.get(f"{prometheus}/api/v1/query", params={"query": promql}, timeout=5).json()
-            if answer["data"]["result"]:
-                return
+            return bool(answer["data"]["result"])
         except (requests.RequestException, ValueError, KeyError):
-            pass
-        time.sleep(1)
-    raise TimeoutError(f"Prometheus at {prometheus} has no {promql} after {timeout:.0f}s")
+            return False
+
+    wait_until(found, timeout, every=1,
+               what=f"Prometheus at {prometheus} has no {promql} after {timeout:.0f}s")
 
 
 def run_drill(spec: dict[str, Any], receivers: Receivers, timeout: float = 150.0,

@@ -1,4 +1,4 @@
-"""Log store figures (part of ``make bench``; alone: ``python -m theodore_obs.bench_logstore``).
+"""Log store figures (part of ``make bench``; alone: ``python -m theodore_bench.logstore``).
 
 On a native stack of its own (fresh state, default ports, the demo's load off):
 - idle RSS of VictoriaLogs and of every stack component, once all are ready;
@@ -18,9 +18,11 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from . import native
+from theodore_obs import native
+from theodore_obs.spec import log_tenant
+from theodore_obs.timing import wait_until
+
 from .bench import _bench_stack
-from .spec import log_tenant
 
 STACK = ("prometheus", "alertmanager", "victorialogs", "vmalert", "jaeger", "otel-collector",
          "blackbox")
@@ -103,13 +105,14 @@ def ingest_rate(spec: dict[str, Any], lines: int = 100_000, batch: int = 1000,
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback)
             response.read()
     sent_s = time.perf_counter() - start
-    stored, deadline = 0, time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        stored = _count(spec, f"bench_run:={json.dumps(run)}")
-        if stored >= lines:
-            break
-        time.sleep(0.2)
-    stored_s = time.perf_counter() - start
+    counts = [0]
+
+    def all_stored() -> bool:
+        counts.append(_count(spec, f"bench_run:={json.dumps(run)}"))
+        return counts[-1] >= lines
+
+    wait_until(all_stored, timeout_s, every=0.2)  # what is missing by then counts as lost
+    stored, stored_s = counts[-1], time.perf_counter() - start
     distinct = _count(spec, f"bench_run:={json.dumps(run)} | uniq by (seq)")
     return {"lines": lines, "sent_s": sent_s, "stored_s": stored_s, "lines_per_s": stored / stored_s,
             "stored": stored, "lost": lines - distinct, "duplicates": stored - distinct}
@@ -135,9 +138,7 @@ def correlation_lookup(spec: dict[str, Any], total: int = 1_000_000, per_id: int
                        queries: int = 30) -> dict[str, float]:
     """Milliseconds to find one correlation id's lines among ``total`` stored ones."""
     ids = _jsonline_ingest(spec, total, per_id)
-    deadline = time.monotonic() + 120
-    while _count(spec, "service.name:=bench-lookup") < total and time.monotonic() < deadline:
-        time.sleep(0.5)
+    wait_until(lambda: _count(spec, "service.name:=bench-lookup") >= total, 120, every=0.5)
     samples = []
     for cid in random.sample(ids, queries):
         start = time.perf_counter()
