@@ -11,11 +11,17 @@ An incoming ID (header or baggage) is used only if it is at most ``MAX_ID_LENGTH
 of ``[A-Za-z0-9._:-]``: anything else (too long, empty, CR/LF, spaces, non-ASCII) is dropped
 as if absent, and a UUID4 takes its place, so a client can't split a response header or
 smuggle a secret or a forged line into the logs through it.
+
+The header's name is ``X-Correlation-ID`` unless ``THEODORE_CORRELATION_HEADER`` names another
+(or a middleware is given ``header=``). ``bind_request`` is what the ``theodore`` distro's
+framework hooks (``framework_hooks.py``) use to do all this with no middleware.
 """
 
 from __future__ import annotations
 
 import contextvars
+import logging
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -27,11 +33,16 @@ from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import Span, SpanProcessor
 
 DEFAULT_HEADER = "X-Correlation-ID"
+HEADER_ENV = "THEODORE_CORRELATION_HEADER"
+"""Names the correlation header, for the middlewares' default and the distro's hooks."""
 BAGGAGE_KEY = "correlation_id"
 SPAN_ATTRIBUTE = "theodore.correlation_id"
 
 MAX_ID_LENGTH = 128
 _SAFE_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_ID_LENGTH}}}")
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
+_log = logging.getLogger(__name__)
 
 _correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "theodore_correlation_id", default=None)
@@ -39,6 +50,22 @@ _correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 def current_correlation_id() -> str | None:
     return _correlation_id.get()
+
+
+def correlation_header() -> str:
+    """``THEODORE_CORRELATION_HEADER`` if it is a valid header name, else ``X-Correlation-ID``."""
+    name = os.environ.get(HEADER_ENV, "").strip()
+    if not name:
+        return DEFAULT_HEADER
+    if not _HEADER_NAME.fullmatch(name):
+        _log.warning("%s is not a header name; using %s", HEADER_ENV, DEFAULT_HEADER)
+        return DEFAULT_HEADER
+    return name
+
+
+def wsgi_environ_key(header: str) -> str:
+    """Where a WSGI server puts request header ``header`` in the environ."""
+    return "HTTP_" + header.upper().replace("-", "_")
 
 
 def accepted_id(candidate: object) -> str | None:
@@ -69,6 +96,51 @@ def correlation_scope(correlation_id: str | None = None) -> Iterator[str]:
         _correlation_id.reset(token)
 
 
+class RequestBinding:
+    """One request's correlation ID as ``bind_request`` bound it; ``close`` undoes it (once).
+
+    ``owned`` is False when an ID was already bound (the app's own middleware ran first): the
+    binding then only restored its baggage entry, and the middleware echoes the header."""
+
+    __slots__ = ("_cv_token", "_otel_token", "correlation_id", "owned")
+
+    def __init__(self, correlation_id: str, cv_token: contextvars.Token[str | None] | None,
+                 otel_token: object) -> None:
+        self.correlation_id, self.owned = correlation_id, cv_token is not None
+        self._cv_token, self._otel_token = cv_token, otel_token
+
+    def close(self) -> None:
+        """Detach the baggage context, then reset the context variable (the reverse order of
+        ``bind_request``); call it once the request span's own activation has exited."""
+        otel_token, self._otel_token = self._otel_token, None
+        cv_token, self._cv_token = self._cv_token, None
+        try:
+            if otel_token is not None:
+                otel_context.detach(otel_token)  # type: ignore[arg-type]
+        finally:
+            if cv_token is not None:
+                _correlation_id.reset(cv_token)
+
+
+def bind_request(span: trace.Span, incoming: object) -> RequestBinding:
+    """Bind a request's correlation ID as the middlewares do: ``incoming`` (the header's value)
+    if ``accepted_id`` lets it through, else the upstream ``correlation_id`` baggage entry if
+    safe, else a new UUID4; tag ``span`` (the request's server span) with it.
+
+    When an ID is already bound (the app's own middleware ran first) that ID wins and is not
+    bound again; only its baggage entry is put back if the instrumentation's context (extracted
+    from the request's headers alone) lost it."""
+    bound = _correlation_id.get()
+    cid = bound or accepted_id(incoming) or accepted_id(baggage.get_baggage(BAGGAGE_KEY)) or str(uuid.uuid4())
+    cv_token = None if bound else _correlation_id.set(cid)
+    otel_token = None
+    if baggage.get_baggage(BAGGAGE_KEY) != cid:
+        otel_token = otel_context.attach(baggage.set_baggage(BAGGAGE_KEY, cid))
+    if span.is_recording():
+        span.set_attribute(SPAN_ATTRIBUTE, cid)
+    return RequestBinding(cid, cv_token, otel_token)
+
+
 class CorrelationIdSpanProcessor(SpanProcessor):
     """Tags every span started under a correlation ID with it, including the server span a
     framework instrumentation opens inside the middleware (the ``theodore`` configurator adds it).
@@ -83,9 +155,9 @@ class CorrelationIdSpanProcessor(SpanProcessor):
 class CorrelationIdASGIMiddleware:
     """ASGI middleware; wrap the app: ``app = CorrelationIdASGIMiddleware(app)``."""
 
-    def __init__(self, app: Callable[..., Any], header: str = DEFAULT_HEADER) -> None:
-        self.app, self.header = app, header
-        self._raw_header = header.lower().encode("latin-1")
+    def __init__(self, app: Callable[..., Any], header: str | None = None) -> None:
+        self.app, self.header = app, header or correlation_header()
+        self._raw_header = self.header.lower().encode("latin-1")
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any],
                        send: Callable[..., Any]) -> None:
@@ -111,9 +183,9 @@ class CorrelationIdWSGIMiddleware:
     chunk by chunk (not buffered) and what it logs while streaming carries the ID too.
     """
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], header: str = DEFAULT_HEADER) -> None:
-        self.app, self.header = app, header
-        self._environ_key = "HTTP_" + header.upper().replace("-", "_")
+    def __init__(self, app: Callable[..., Iterable[bytes]], header: str | None = None) -> None:
+        self.app, self.header = app, header or correlation_header()
+        self._environ_key = wsgi_environ_key(self.header)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         scope = correlation_scope(accepted_id(environ.get(self._environ_key)))

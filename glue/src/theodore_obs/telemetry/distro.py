@@ -11,6 +11,10 @@ The framework and client instrumentations get a no-op meter provider: their HTTP
 metrics repeat what the collector derives from the same spans (``traces_span_metrics_*``, the
 AI cost processor's series), and each point costs the request 25 to 40 µs here.
 ``THEODORE_INSTRUMENTATION_METRICS=true`` gives them the SDK's meter provider back.
+
+The web-framework instrumentations (Flask) also get request and response hooks
+(``framework_hooks.py``) that read, bind, propagate and echo the request's correlation ID, as
+``CorrelationIdWSGIMiddleware`` does, without the app wrapping itself in it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 
 from .ai_cost import processor_from_env
 from .correlation import CorrelationIdSpanProcessor
+from .framework_hooks import with_correlation_hooks
 from .logs import configure_logging
 from .otlp_encoding import use_fast_encoding
 
@@ -76,9 +81,11 @@ class TheodoreDistro(BaseDistro):
 
     def load_instrumentor(self, entry_point: Any, **kwargs: Any) -> None:
         """Each instrumentation as ``opentelemetry-instrument`` loads it, metrics off unless
-        ``THEODORE_INSTRUMENTATION_METRICS=true`` (spans carry the same facts to spanmetrics)."""
+        ``THEODORE_INSTRUMENTATION_METRICS=true`` (spans carry the same facts to spanmetrics),
+        a web framework's with the correlation-ID hooks (any hook passed in still runs)."""
         if os.environ.get(INSTRUMENTATION_METRICS_ENV, "").strip().lower() != "true":
             kwargs.setdefault("meter_provider", NoOpMeterProvider())
+        kwargs = with_correlation_hooks(entry_point.name, kwargs)
         super().load_instrumentor(entry_point, **kwargs)
 
 
