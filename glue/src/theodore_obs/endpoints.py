@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .clients._http import get_json, open_url, summarise
+from .components import VersionFormat, native_components
 from .spec import observed_services
 
 
@@ -17,6 +18,7 @@ class Endpoint:
     component: str
     ready_url: str
     version_url: str | None = None
+    version_format: VersionFormat = "build_info"
 
 
 @dataclass(frozen=True)
@@ -32,20 +34,10 @@ class Health:
 
 
 def stack_endpoints(spec: dict[str, Any], host: str = "127.0.0.1") -> list[Endpoint]:
+    """Each natively run component's readiness URL and version API, from the registry."""
     p = spec["ports"]
-    return [
-        Endpoint("prometheus", f"http://{host}:{p['prometheus']}/-/ready",
-                 f"http://{host}:{p['prometheus']}/api/v1/status/buildinfo"),
-        Endpoint("alertmanager", f"http://{host}:{p['alertmanager']}/-/ready",
-                 f"http://{host}:{p['alertmanager']}/api/v2/status"),
-        Endpoint("victorialogs", f"http://{host}:{p['victorialogs']}/health",
-                 f"http://{host}:{p['victorialogs']}/metrics"),
-        Endpoint("vmalert", f"http://{host}:{p['vmalert']}/health",
-                 f"http://{host}:{p['vmalert']}/metrics"),
-        Endpoint("jaeger", f"http://{host}:{p['jaeger_health']}/status"),
-        Endpoint("otel-collector", f"http://{host}:{p['collector_health']}/"),
-        Endpoint("blackbox", f"http://{host}:{p['blackbox']}/-/healthy"),
-    ]
+    return [Endpoint(c.name, c.health_url(p, host), c.version_url(p, host), c.version_format)
+            for c in native_components()]
 
 
 def service_endpoints(spec: dict[str, Any], host: str = "127.0.0.1") -> list[Endpoint]:
@@ -58,12 +50,12 @@ VM_APP_VERSION = re.compile(r'^vm_app_version\{[^}]*short_version="v?([^"]+)"', 
 """The version line of a VictoriaMetrics component's /metrics (VictoriaLogs, vmalert)."""
 
 
-def _version(url: str | None, timeout: float) -> str | None:
+def _version(url: str | None, timeout: float, kind: VersionFormat = "build_info") -> str | None:
     """The version a component's build-info API (or its VictoriaMetrics-style /metrics) names,
     or None for any other answer."""
     if url is None:
         return None
-    if url.endswith("/metrics"):
+    if kind == "vm_metrics":
         try:
             status, body, _kind = open_url(url, timeout)
         except (OSError, ValueError):
@@ -88,7 +80,7 @@ def probe(endpoint: Endpoint, timeout: float = 2.0) -> Health:
     except (OSError, ValueError) as exc:
         healthy, detail = False, f"not answering ({getattr(exc, 'reason', exc)})"
     latency = (time.monotonic() - start) * 1000
-    version = _version(endpoint.version_url, timeout) if healthy else None
+    version = _version(endpoint.version_url, timeout, endpoint.version_format) if healthy else None
     return Health(endpoint.component, healthy, detail, round(latency, 1), version)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from .components import native_components
 from .endpoints import Endpoint, Health, probe, service_endpoints, stack_endpoints
 from .paths import state_root
 from .render import (
@@ -110,27 +111,29 @@ def demo_programs(spec: dict[str, Any], state: State,
     return found
 
 
-def programs(spec: dict[str, Any], state: State) -> dict[str, list[str]]:
-    """The command line of each component, reading the configs rendered for this runtime."""
+def _arguments(spec: dict[str, Any], state: State) -> dict[str, list[str]]:
+    """Each native component's arguments after its binary, reading this runtime's configs."""
     cfg, runtime = state.config, native_runtime(state.root)
     return {
-        "victorialogs": [str(binary_path("victoria-logs")),
-                         *victorialogs_flags(spec, runtime, str(state.data("victorialogs")))],
-        "vmalert": [str(binary_path("vmalert")),
-                    *vmalert_flags(spec, runtime, str(cfg / "vmalert/rules/*.yml"))],
-        "jaeger": [str(binary_path("jaeger")), f"--config={cfg / 'jaeger/config.yaml'}"],
-        "otel-collector": [str(binary_path("otelcol-theodore")),
-                           f"--config={cfg / 'otel-collector/config.yaml'}"],
-        "prometheus": [str(binary_path("prometheus")),
-                       *prometheus_flags(spec, runtime, str(cfg / "prometheus/prometheus.yml"),
-                                         str(state.data("prometheus")))],
-        "alertmanager": [str(binary_path("alertmanager")),
-                         *alertmanager_flags(spec, runtime, str(cfg / "alertmanager/alertmanager.yml"),
-                                             str(state.data("alertmanager")))],
-        "blackbox": [str(binary_path("blackbox_exporter")),
-                     f"--config.file={cfg / 'prometheus/blackbox.yml'}",
+        "victorialogs": victorialogs_flags(spec, runtime, str(state.data("victorialogs"))),
+        "vmalert": vmalert_flags(spec, runtime, str(cfg / "vmalert/rules/*.yml")),
+        "jaeger": [f"--config={cfg / 'jaeger/config.yaml'}"],
+        "otel-collector": [f"--config={cfg / 'otel-collector/config.yaml'}"],
+        "prometheus": prometheus_flags(spec, runtime, str(cfg / "prometheus/prometheus.yml"),
+                                       str(state.data("prometheus"))),
+        "alertmanager": alertmanager_flags(spec, runtime, str(cfg / "alertmanager/alertmanager.yml"),
+                                           str(state.data("alertmanager"))),
+        "blackbox": [f"--config.file={cfg / 'prometheus/blackbox.yml'}",
                      f"--web.listen-address=127.0.0.1:{spec['ports']['blackbox']}"],
     }
+
+
+def programs(spec: dict[str, Any], state: State) -> dict[str, list[str]]:
+    """The command line of each component the registry runs natively (program name and binary
+    from ``components``), reading the configs rendered for this runtime."""
+    arguments = _arguments(spec, state)
+    return {c.name: [str(binary_path(c.binary)), *arguments[c.name]]
+            for c in native_components() if c.binary}
 
 
 def _quote(arg: str) -> str:

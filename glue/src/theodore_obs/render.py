@@ -20,6 +20,7 @@ from typing import Any
 
 import jinja2
 
+from .components import COMPONENTS, KUBERNETES_ONLY_HOSTS, kubernetes_order
 from .dashboards import dashboard_files, prometheus_min_interval
 from .paths import repo_root, state_root
 from .render_check import check_file, spec_paths_holding
@@ -34,20 +35,12 @@ COMPONENT_DIRS = ("otel-collector", "prometheus", "alertmanager", "vmalert", "ja
 #: Where a component's output lands inside an environment's folder (default: its own name).
 OUTPUT_DIRS = {"compose": ".", "glue": "apps"}
 
-#: Host name of each component in container runtimes (compose service = Kubernetes Service).
-CONTAINER_HOSTS = {
-    "collector": "otel-collector", "prometheus": "prometheus", "alertmanager": "alertmanager",
-    "victorialogs": "victorialogs", "vmalert": "vmalert", "jaeger": "jaeger", "blackbox": "blackbox",
-    "grafana": "grafana",
-    # Kubernetes only: the headless Service of the collector gateway the node agents feed.
-    "collector_gateway": "otel-collector-gateway",
-}
+#: Host name of each component in container runtimes (compose service = Kubernetes Service),
+#: keyed as templates write ``hosts.<key>``: from the registry, plus the Kubernetes-only hosts.
+CONTAINER_HOSTS = {c.key: c.host for c in COMPONENTS} | KUBERNETES_ONLY_HOSTS
 
-CONTAINER_DATA = {
-    "otel-collector": "/var/lib/otelcol", "victorialogs": "/victoria-logs-data",
-    "jaeger": "/var/lib/jaeger",
-    "prometheus": "/prometheus", "alertmanager": "/alertmanager",
-}
+#: Where each component's container keeps its data, from the registry.
+CONTAINER_DATA = {c.name: c.data_dir for c in COMPONENTS if c.data_dir}
 
 
 @dataclass(frozen=True)
@@ -171,20 +164,24 @@ def health_endpoints(spec: dict[str, Any], runtime: Runtime) -> list[tuple[str, 
     """Every health endpoint blackbox probes, with the service it belongs to (None for the
     stack's own): a failing probe's ``service`` label lets Alertmanager inhibit that service's
     other alerts."""
-    p, h = spec["ports"], runtime.host
-    urls = [
-        f"http://{h('prometheus')}:{p['prometheus']}/-/ready",
-        f"http://{h('alertmanager')}:{p['alertmanager']}/-/ready",
-        f"http://{h('victorialogs')}:{p['victorialogs']}/health",
-        f"http://{h('vmalert')}:{p['vmalert']}/health",
-        f"http://{h('jaeger')}:{p['jaeger_health']}/status",
-        f"http://{h('collector')}:{p['collector_health']}/",
-    ]
-    if not runtime.native:
-        urls.append(f"http://{h('grafana')}:{p['grafana']}/api/health")
+    urls = [c.health_url(spec["ports"], runtime.host(c.key)) for c in COMPONENTS
+            if c.blackbox_probed and (c.binary or not runtime.native)]
     return [(url, None) for url in urls] + [
         (f"http://{runtime.service_host(name, spec)}:{svc['port']}{svc['health_path']}", name)
         for name, svc in observed_services(spec).items()]
+
+
+def kubernetes_components(images: dict[str, str]) -> list[dict[str, Any]]:
+    """What ``kubernetes/stack.yaml`` lists per workload (image, readiness, data dir), from the
+    registry."""
+    return [{"name": c.name, "image": images[c.versions_key], "health_port": c.health_port,
+             "health_path": c.health_path, "has_data": c.data_dir is not None}
+            for c in kubernetes_order()]
+
+
+def healthcheck_urls(spec: dict[str, Any]) -> dict[str, str]:
+    """Each component's readiness URL from inside its own container (compose healthchecks)."""
+    return {c.name: c.health_url(spec["ports"], "127.0.0.1") for c in COMPONENTS}
 
 
 def context(spec: Spec, runtime: Runtime) -> dict[str, Any]:
@@ -198,6 +195,8 @@ def context(spec: Spec, runtime: Runtime) -> dict[str, Any]:
         "secrets_dir": runtime.secrets_dir,
         "hosts": {component: runtime.host(component) for component in CONTAINER_HOSTS},
         "images": images,
+        "kubernetes_components": kubernetes_components(images),
+        "healthcheck_urls": healthcheck_urls(data),
         "grafana_plugins": grafana_plugins(),
         "log_tenant": dict(zip(("account_id", "project_id"), log_tenant(data), strict=True)),
         "health_endpoints": health_endpoints(data, runtime),

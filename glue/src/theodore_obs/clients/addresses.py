@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ..components import component
+
 URL_ENV = "THEODORE_OBS_{name}_URL"
 """Environment variable overriding one backend's base URL, e.g. ``THEODORE_OBS_VICTORIALOGS_URL``."""
 
@@ -37,12 +39,7 @@ def backends_from_spec(spec: dict[str, Any], overrides: dict[str, str | None] | 
                        host: str = "127.0.0.1") -> Backends:
     """The spec's addresses (Grafana from ``grafana.url``), with non-empty ``overrides`` winning."""
     ports = spec["ports"]
-    found = {
-        "prometheus": f"http://{host}:{ports['prometheus']}",
-        "alertmanager": f"http://{host}:{ports['alertmanager']}",
-        "victorialogs": f"http://{host}:{ports['victorialogs']}",
-        "jaeger": f"http://{host}:{ports['jaeger_query']}",
-        "grafana": spec.get("grafana", {}).get("url") or f"http://{host}:{ports['grafana']}",
-    }
+    found = {name: component(name).base_url(ports, host) for name in Backends.names() if name != "grafana"}
+    found["grafana"] = spec.get("grafana", {}).get("url") or component("grafana").base_url(ports, host)
     found.update({k: v.rstrip("/") for k, v in (overrides or {}).items() if v})
     return Backends(**found)

@@ -10,6 +10,7 @@ import click
 from ..clients import BackendError, BackendUnavailable
 from ..clients.alertmanager import Alertmanager
 from ..clients.prometheus import Prometheus
+from ..components import COMPONENTS
 from ..endpoints import Endpoint, probe_all, service_endpoints, stack_endpoints
 from ._common import Context, console, emit, escape, make_table, markup, operator_command
 from ._errors import EXIT_BAD_INPUT, EXIT_FAILED, fail
@@ -19,8 +20,9 @@ from .alert_list import active_alerts
 
 def component_endpoints(ctx: Context) -> list[Endpoint]:
     """The readiness endpoints of the stack and the observed apps, honouring URL overrides."""
-    default = {name: f"http://127.0.0.1:{ctx.spec['ports'][name]}"
-               for name in ("prometheus", "alertmanager", "victorialogs")}
+    # A backend URL override moves the component's probes too when they share its API port.
+    default = {c.name: c.base_url(ctx.spec["ports"], "127.0.0.1") for c in COMPONENTS
+               if c.health_port == c.port}
     found = []
     for endpoint in stack_endpoints(ctx.spec) + service_endpoints(ctx.spec):
         base, wanted = default.get(endpoint.component), getattr(ctx.backends, endpoint.component, None)
