@@ -17,7 +17,6 @@ from theodore_obs.clients.alertmanager import parse_matcher
 from theodore_obs.clients.victorialogs import time_ns
 from theodore_obs.commands import COMMANDS, observability
 from theodore_obs.commands._common import seconds, write_json
-from theodore_obs.commands.catalogue import catalogued
 from theodore_obs.commands.cost import recommendations
 from theodore_obs.commands.logs import entry, logsql
 from theodore_obs.commands.traces import CORRELATION_ATTRIBUTE
@@ -235,9 +234,3 @@ def test_export_to_a_missing_folder_writes_nothing(tmp_path: Path) -> None:
     write_json(tmp_path / "ok.json", {"a": 1})
     assert json.loads((tmp_path / "ok.json").read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["ok.json"]
-
-
-def test_metric_names_the_commands_query_must_be_in_the_catalogue() -> None:
-    assert catalogued("theodore_ai_cost_total") == ("theodore_ai_cost_total",)
-    with pytest.raises(LookupError, match="theodore_ai_spend_total"):
-        catalogued("theodore_ai_cost_total", "theodore_ai_spend_total")

@@ -124,6 +124,12 @@ def victorialogs_flags(spec: dict[str, Any], runtime: Runtime, data: str) -> lis
     ]
 
 
+def host_url(spec: dict[str, Any], runtime: Runtime, port: str) -> str:
+    """A component's address as an operator's browser reaches it: 127.0.0.1 natively, localhost
+    where compose publishes the port."""
+    return f"http://{'127.0.0.1' if runtime.native else 'localhost'}:{spec['ports'][port]}"
+
+
 def vmalert_flags(spec: dict[str, Any], runtime: Runtime, rules: str) -> list[str]:
     """vmalert evaluates the log alert rules (``rules``: a glob) on VictoriaLogs, notifies
     Alertmanager, and keeps its alert state in Prometheus (remote write, read back on restart).
@@ -138,16 +144,15 @@ def vmalert_flags(spec: dict[str, Any], runtime: Runtime, rules: str) -> list[st
         f"-remoteRead.url={prometheus}",
         f"-httpListenAddr={runtime.bind}:{p['vmalert']}",
         f"-evaluationInterval={spec['intervals']['evaluation']}",
-        f"-external.url={spec['grafana']['url']}",
+        # Where its alerts' source links point: vmalert's own UI.
+        f"-external.url={host_url(spec, runtime, 'vmalert')}",
     ]
 
 
 def alertmanager_external_url(spec: dict[str, Any], runtime: Runtime) -> str:
     """Where operators reach Alertmanager: the spec's ``alerting.external_url``, else this runtime's
     address on the host (compose publishes on localhost)."""
-    host = "127.0.0.1" if runtime.native else "localhost"
-    default = f"http://{host}:{spec['ports']['alertmanager']}"
-    return spec["alerting"].get("external_url", default).rstrip("/")
+    return spec["alerting"].get("external_url", host_url(spec, runtime, "alertmanager")).rstrip("/")
 
 
 def alertmanager_flags(spec: dict[str, Any], runtime: Runtime, config: str, data: str) -> list[str]:

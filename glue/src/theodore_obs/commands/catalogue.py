@@ -22,11 +22,3 @@ def names_with(word: str) -> list[str]:
     stems = {word, word.removesuffix("s")}
     return [name for name in catalogue() if any(stem and stem in name for stem in stems)]
 
-
-def catalogued(*names: str) -> tuple[str, ...]:
-    """``names``, each checked to be a catalogue metric: a rename fails at import, not as an
-    empty query answer."""
-    missing = [name for name in names if name not in catalogue()]
-    if missing:
-        raise LookupError(f"not in telemetry/catalogue.yaml: {', '.join(missing)}")
-    return names
