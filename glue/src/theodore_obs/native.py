@@ -9,6 +9,7 @@ exactly the processes it started.
 from __future__ import annotations
 
 import configparser
+import importlib.util
 import io
 import os
 import signal
@@ -24,6 +25,7 @@ from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from .collector_context import storage_directory
 from .components import native_components
 from .endpoints import Endpoint, Health, probe, service_endpoints, stack_endpoints
 from .paths import state_root
@@ -262,11 +264,33 @@ def write_secrets(spec: dict[str, Any], state: State) -> list[str]:
     return missing
 
 
+DEMO_MODULES = ("theodore_telemetry", "flask", "opentelemetry.instrumentation.flask")
+"""What the demo service imports beyond the tooling: the ``demo`` extra."""
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is missing
+        return False
+
+
+def check_demo_installed(spec: dict[str, Any]) -> None:
+    """A spec that runs the demo needs the ``demo`` extra: say so before anything starts."""
+    missing = [m for m in DEMO_MODULES if not _installed(m)] if spec["demo"]["enabled"] else []
+    if missing:
+        raise NativeError(f"demo.enabled is true, but the demo service is not installed (missing "
+                          f"{', '.join(missing)}): pip install 'theodore-observability[demo]', "
+                          "or set demo.enabled: false in the spec")
+
+
 def prepare(spec: Spec, state: State) -> None:
     """Render this runtime's configs and the supervisor config into the state directory."""
+    check_demo_installed(spec.data)
     write_tree(render_files(spec, native_runtime(state.root)), state.config)
     for component in [*programs(spec.data, state), *demo_programs(spec.data, state)]:
         state.data(component).mkdir(parents=True, exist_ok=True)
+    Path(storage_directory(native_runtime(state.root))).mkdir(exist_ok=True)  # the collector's queue
     state.logs.mkdir(parents=True, exist_ok=True)
     state.supervisor_conf.write_text(supervisor_config(spec.data, state, spec.environment))
 

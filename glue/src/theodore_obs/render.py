@@ -20,6 +20,7 @@ from typing import Any
 
 import jinja2
 
+from .collector_context import collector_context
 from .components import COMPONENTS, KUBERNETES_ONLY_HOSTS, kubernetes_order
 from .dashboards import dashboard_files, prometheus_min_interval
 from .paths import repo_root, state_root
@@ -216,6 +217,7 @@ def context(spec: Spec, runtime: Runtime) -> dict[str, Any]:
         **rule_context(data),
         "grafana_dashboards_dir": runtime.grafana_dashboards(),
         "prometheus_min_interval": prometheus_min_interval(data),
+        **collector_context(spec, runtime),
     }
 
 
