@@ -11,13 +11,17 @@ ENV    ?= local
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: glue/pyproject.toml bench/pyproject.toml
+PACKAGES := catalogue/pyproject.toml telemetry/pyproject.toml glue/pyproject.toml bench/pyproject.toml
+
+# The three distributions (catalogue: shared metric data; telemetry: the app side; glue: the
+# stack tooling) and the dev-only bench/, editable, in one resolve.
+$(VENV)/.installed: $(PACKAGES)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e 'glue[dev]' -e bench  # bench/: dev-only, never shipped
+	$(VENV)/bin/pip install -q -e catalogue -e telemetry -e 'glue[dev]' -e bench  # bench/: dev-only, never shipped
 	touch $@
 
-deps: $(VENV)/.installed ## Install the Python glue, its test tools and bench/ into .venv
+deps: $(VENV)/.installed ## Install the packages (catalogue, telemetry, glue), test tools and bench/ into .venv
 
 tools: deps ## Build the pinned native binaries into ~/.cache/theodore-obs (cached per version)
 	$(OBS) tools
@@ -31,8 +35,8 @@ render: deps ## Render every environment of stack.yaml into rendered/
 validate: tools render ## Check every rendered file with the tool that consumes it
 	$(OBS) validate
 
-lint: deps ## ruff over the glue, the benchmarks and the tests
-	$(VENV)/bin/ruff check glue bench tests
+lint: deps ## ruff over the packages, the benchmarks and the tests
+	$(VENV)/bin/ruff check catalogue telemetry glue bench tests
 
 check-drift: deps ## Fail if rendered/ differs from what stack.yaml and the templates give
 	$(VENV)/bin/pytest -q tests/test_render.py -k drift

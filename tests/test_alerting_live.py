@@ -71,7 +71,7 @@ def research(stack: dict[str, Any], queries: list[dict[str, str]]) -> None:
 def app_logs(stack: dict[str, Any], service: str, script: str) -> None:
     """Run ``script`` (Python with ``get_logger`` imported) as the app ``service``: the seed
     logger's lines go over OTLP/HTTP to the stack's collector, flushed when the app exits."""
-    code = "from theodore_obs.telemetry import get_logger\n" + textwrap.dedent(script)
+    code = "from theodore_telemetry import get_logger\n" + textwrap.dedent(script)
     env = {**os.environ, "OTEL_SERVICE_NAME": service, "THEODORE_ENVIRONMENT": "local",
            "OTEL_EXPORTER_OTLP_ENDPOINT": url(stack, "otlp_http", ""),
            "OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none"}

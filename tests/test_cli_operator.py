@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 import yaml
+from theodore_catalogue import catalogue
 from theodore_obs.native import State
 from theodore_obs.spec import load_spec
-from theodore_obs.telemetry.metrics import catalogue
 from theodore_obs.tools import binary_path
 
 from .conftest import ROOT, run_cli, shifted_stack

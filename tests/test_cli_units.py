@@ -20,7 +20,7 @@ from theodore_obs.commands._common import seconds, write_json
 from theodore_obs.commands.cost import recommendations
 from theodore_obs.commands.logs import entry, logsql
 from theodore_obs.commands.traces import CORRELATION_ATTRIBUTE
-from theodore_obs.telemetry.correlation import SPAN_ATTRIBUTE
+from theodore_telemetry.correlation import SPAN_ATTRIBUTE
 
 from .conftest import load_stack, run_cli
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from theodore_catalogue import catalogue
 from theodore_obs.dashboards import boards, dashboards, prometheus_min_interval
 from theodore_obs.render import COMPOSE, native_runtime, render_files
 from theodore_obs.spec import load_spec, log_tenant
-from theodore_obs.telemetry.metrics import catalogue
 
 from .conftest import ROOT
 from .grafana_support import (
@@ -101,10 +101,9 @@ def test_every_catalogue_metric_is_drawn_and_no_dashboard_code_names_one() -> No
 
 
 def test_catalogue_placements_group_by_known_labels() -> None:
-    raw = yaml.safe_load((ROOT / "glue/src/theodore_obs/telemetry/catalogue.yaml").read_text())["metrics"]
-    for name, entry in raw.items():
-        assert entry["dashboard"]["uid"] in UIDS, name
-        assert set(entry["dashboard"]["by"]) <= set(entry["labels"]), name
+    for name, spec in catalogue().items():
+        assert spec.dashboard["uid"] in UIDS, name
+        assert set(spec.dashboard["by"]) <= set(spec.labels), name
 
 
 def test_generation_is_deterministic_and_follows_the_spec() -> None:

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from theodore_catalogue import catalogue
 from theodore_obs.native import _alive, process_info, supervisord_pid
-from theodore_obs.telemetry.metrics import catalogue
 
 from .conftest import native_stack, run_cli
 from .support.victorialogs import json_lines, logsql_string, query_logs

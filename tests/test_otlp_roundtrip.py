@@ -1,7 +1,7 @@
 """otlp_encoding against the upstream protocol, field by field.
 
 Every field the SDK can set on a span or a log record (and on their resource and scope) is
-encoded twice: by ``theodore_obs.telemetry.otlp_encoding`` and by the SDK's own encoder. Our
+encoded twice: by ``theodore_telemetry.otlp_encoding`` and by the SDK's own encoder. Our
 bytes are parsed with the ``opentelemetry-proto`` message classes and must give the SDK's
 message exactly (compared as text and as deterministic bytes, so NaN, -0.0 and the presence of
 empty sub-messages count) with no field left over as unknown (a wrong field number or wire
@@ -56,7 +56,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 from opentelemetry.trace.span import TraceState
-from theodore_obs.telemetry import otlp_encoding
+from theodore_telemetry import otlp_encoding
 
 # --- comparing ---------------------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Status, StatusCode
 from theodore_obs.render import COMPOSE, render_files
 from theodore_obs.spec import load_spec
-from theodore_obs.telemetry.ai_cost import GenAICostProcessor, PriceTable
-from theodore_obs.telemetry.metrics import TheodoreMetrics
+from theodore_telemetry.ai_cost import GenAICostProcessor, PriceTable
+from theodore_telemetry.metrics import TheodoreMetrics
 
 PRICES = PriceTable({"openai": {"gpt-4o": {"input_per_1k": 0.0025, "output_per_1k": 0.01},
                                 "gpt-4o-mini": {"input_per_1k": 0.00015, "output_per_1k": 0.0006}}})

@@ -13,14 +13,14 @@ import structlog
 from opentelemetry import baggage, propagate
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import TracerProvider
-from theodore_obs.telemetry import (
+from theodore_telemetry import (
     CorrelationIdASGIMiddleware,
     CorrelationIdWSGIMiddleware,
     configure_logging,
     correlation_scope,
     current_correlation_id,
 )
-from theodore_obs.telemetry.correlation import (
+from theodore_telemetry.correlation import (
     SPAN_ATTRIBUTE,
     CorrelationIdSpanProcessor,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from theodore_obs.demo.enrichment import Enricher
-from theodore_obs.telemetry.metrics import TheodoreMetrics, catalogue
+from theodore_telemetry.metrics import TheodoreMetrics, catalogue
 
 
 def _recorded(enricher: Enricher, reader: InMemoryMetricReader) -> set[str]:

@@ -9,14 +9,14 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from theodore_obs.telemetry.distro import DEFAULTS, TheodoreConfigurator, TheodoreDistro
+from theodore_telemetry.distro import DEFAULTS, TheodoreConfigurator, TheodoreDistro
 
 
 def test_entry_points_named_theodore() -> None:
     distros = {e.name: e.value for e in entry_points(group="opentelemetry_distro")}
     configurators = {e.name: e.value for e in entry_points(group="opentelemetry_configurator")}
-    assert distros["theodore"] == "theodore_obs.telemetry.distro:TheodoreDistro"
-    assert configurators["theodore"] == "theodore_obs.telemetry.distro:TheodoreConfigurator"
+    assert distros["theodore"] == "theodore_telemetry.distro:TheodoreDistro"
+    assert configurators["theodore"] == "theodore_telemetry.distro:TheodoreConfigurator"
     assert TheodoreConfigurator
 
 
@@ -56,7 +56,7 @@ def test_otlp_encoders_are_ours_unless_the_sdk_ones_are_asked_for() -> None:
                              env={**env, "OTEL_SERVICE_NAME": "probe", "THEODORE_OTLP_ENCODER": encoder},
                              timeout=60, check=True)
         modules[encoder] = out.stdout.strip().splitlines()[-1]
-    assert modules == {"theodore": "theodore_obs.telemetry.otlp_encoding theodore_obs.telemetry.otlp_encoding",
+    assert modules == {"theodore": "theodore_telemetry.otlp_encoding theodore_telemetry.otlp_encoding",
                        "sdk": "opentelemetry.exporter.otlp.proto.common._internal.trace_encoder "
                               "opentelemetry.exporter.otlp.proto.common._internal._log_encoder"}
 

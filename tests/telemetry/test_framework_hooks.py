@@ -19,14 +19,14 @@ from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from theodore_obs.telemetry import CorrelationIdWSGIMiddleware, current_correlation_id
-from theodore_obs.telemetry.correlation import (
+from theodore_telemetry import CorrelationIdWSGIMiddleware, current_correlation_id
+from theodore_telemetry.correlation import (
     HEADER_ENV,
     SPAN_ATTRIBUTE,
     CorrelationIdSpanProcessor,
 )
-from theodore_obs.telemetry.distro import TheodoreDistro
-from theodore_obs.telemetry.framework_hooks import flask_hooks, with_correlation_hooks
+from theodore_telemetry.distro import TheodoreDistro
+from theodore_telemetry.framework_hooks import flask_hooks, with_correlation_hooks
 
 HEADER = "X-Correlation-ID"
 

@@ -8,7 +8,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from theodore_obs.telemetry.health import HealthChecks, HealthWSGIMiddleware
+from theodore_telemetry.health import HealthChecks, HealthWSGIMiddleware
 
 
 @pytest.fixture

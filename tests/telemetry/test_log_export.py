@@ -14,8 +14,8 @@ from opentelemetry.sdk._logs.export import (
     SimpleLogRecordProcessor,
 )
 from opentelemetry.sdk.trace import TracerProvider
-from theodore_obs.telemetry import log_export
-from theodore_obs.telemetry.log_export import DeferredLogExport
+from theodore_telemetry import log_export
+from theodore_telemetry.log_export import DeferredLogExport
 
 
 @pytest.fixture

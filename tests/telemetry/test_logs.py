@@ -10,13 +10,13 @@ from collections.abc import Iterator
 import pytest
 import structlog
 from opentelemetry.sdk.trace import TracerProvider
-from theodore_obs.telemetry import (
+from theodore_telemetry import (
     LogCategory,
     configure_logging,
     correlation_scope,
     get_logger,
 )
-from theodore_obs.telemetry.logs import TRACE
+from theodore_telemetry.logs import TRACE
 
 
 @pytest.fixture

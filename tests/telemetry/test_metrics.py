@@ -18,9 +18,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
-from theodore_obs.telemetry import metrics as metrics_mod
-from theodore_obs.telemetry import tracing
-from theodore_obs.telemetry.metrics import TheodoreMetrics, catalogue
+from theodore_telemetry import metrics as metrics_mod
+from theodore_telemetry import tracing
+from theodore_telemetry.metrics import TheodoreMetrics, catalogue, summed_in_process
 
 
 @pytest.fixture
@@ -137,7 +137,7 @@ def test_get_metrics_is_one_per_process() -> None:
 
 
 def test_only_histograms_and_marked_counters_take_the_sdk_path() -> None:
-    synchronous = {name for name, spec in catalogue().items() if not spec.summed_in_process}
+    synchronous = {name for name, spec in catalogue().items() if not summed_in_process(spec)}
     assert {"theodore_errors_total", "theodore_ai_cost_total", "theodore_request_duration_seconds"} <= synchronous
     assert "theodore_requests_total" not in synchronous and "queue_size" not in synchronous
     instruments = TheodoreMetrics(MeterProvider())._instruments

@@ -1,6 +1,6 @@
 """Metric names in the code come from the catalogue: every ``record()`` call site and every name
-``cost`` queries is a catalogue metric of the type the code expects, and a rename in
-catalogue.yaml that the code does not follow fails loudly."""
+``cost`` queries is a catalogue metric of the type the code expects, and a rename in the
+catalogue (theodore_catalogue/metrics.json) that the code does not follow fails loudly."""
 
 from __future__ import annotations
 
@@ -13,19 +13,18 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import theodore_catalogue
+import theodore_obs
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from theodore_obs.telemetry import ai_cost
-from theodore_obs.telemetry import metrics as metrics_mod
-from theodore_obs.telemetry.metrics import (
-    MetricName,
-    TheodoreMetrics,
-    catalogue,
-    catalogued,
-)
+from theodore_catalogue import MetricName, catalogue, catalogued
+from theodore_telemetry import ai_cost
+from theodore_telemetry import metrics as metrics_mod
+from theodore_telemetry.metrics import TheodoreMetrics
 
-PACKAGE = Path(metrics_mod.__file__).resolve().parents[1]
-"""``glue/src/theodore_obs``."""
+PACKAGES = (Path(metrics_mod.__file__).resolve().parent, Path(theodore_obs.__file__).resolve().parent)
+"""The app side (``theodore_telemetry``) and the tooling with its demo (``theodore_obs``)."""
+NOT_IN_CATALOGUE = r"not in the metric catalogue \(theodore_catalogue/metrics.json\)"
 
 
 @dataclass(frozen=True)
@@ -47,8 +46,8 @@ def _module_level_names(tree: ast.Module) -> set[str]:
     return names
 
 
-def _module(path: Path) -> ModuleType:
-    dotted = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+def _module(package: Path, path: Path) -> ModuleType:
+    dotted = ".".join(path.relative_to(package.parent).with_suffix("").parts)
     return importlib.import_module(dotted)
 
 
@@ -56,18 +55,18 @@ def record_sites() -> list[Site]:
     """``<x>.record(name, value, ...)`` calls whose name is a string literal or a module-level
     constant; ``record`` methods of other kinds (a histogram's, a log client's) take locals."""
     sites = []
-    for path in sorted(PACKAGE.rglob("*.py")):
+    for package, path in sorted((root, path) for root in PACKAGES for path in root.rglob("*.py")):
         tree = ast.parse(path.read_text(), str(path))
         module_level = _module_level_names(tree)
         for call in ast.walk(tree):
             if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
                     and call.func.attr == "record" and call.args):
                 continue
-            first, where = call.args[0], f"{path.relative_to(PACKAGE)}:{call.lineno}"
+            first, where = call.args[0], f"{path.relative_to(package.parent)}:{call.lineno}"
             if isinstance(first, ast.Constant) and isinstance(first.value, str):
                 name, expected = first.value, None
             elif isinstance(first, ast.Name) and first.id in module_level:
-                name = getattr(_module(path), first.id)
+                name = getattr(_module(package, path), first.id)
                 assert isinstance(name, MetricName), f"{where}: {first.id} is not declared by catalogued()"
                 expected = name.type
             else:
@@ -81,25 +80,25 @@ def test_every_record_call_site_names_a_catalogue_metric_of_its_type() -> None:
     sites = record_sites()
     specs = catalogue()
     for site in sites:
-        assert site.name in specs, f"{site.where}: {site.name} is not in telemetry/catalogue.yaml"
+        assert site.name in specs, f"{site.where}: {site.name} is not in the catalogue"
         spec = specs[site.name]
         assert site.expected_type in (None, spec.type), \
             f"{site.where}: {site.name} is recorded as a {site.expected_type}, catalogued as a {spec.type}"
         assert site.labels <= spec.label_set, f"{site.where}: {sorted(site.labels - spec.label_set)}"
     # The scan found the sites it is there for (it would pass vacuously otherwise).
     files = {site.where.split(":")[0] for site in sites}
-    assert {"telemetry/metrics.py", "telemetry/ai_cost.py", "demo/enrichment.py"} <= files
+    assert {"theodore_telemetry/metrics.py", "theodore_telemetry/ai_cost.py", "theodore_obs/demo/enrichment.py"} <= files
     declared = {v for v in vars(metrics_mod).values() if isinstance(v, MetricName)}
     assert declared <= {site.name for site in sites}, "a declared metric that nothing records"
-    assert all(site.expected_type for site in sites if site.where.startswith("telemetry/"))
+    assert all(site.expected_type for site in sites if site.where.startswith("theodore_telemetry/"))
 
 
 def test_no_theodore_metric_name_is_typed_outside_its_declaration() -> None:
     """Telemetry and ``cost`` name a metric once, in ``catalogued()``; everything else uses the
     constant (the demo's seed-000 literals are checked by the call-site test)."""
     declared = {v for v in vars(metrics_mod).values() if isinstance(v, MetricName)}
-    for path in (PACKAGE / "telemetry/metrics.py", PACKAGE / "telemetry/ai_cost.py",
-                 PACKAGE / "commands/cost.py"):
+    telemetry, tooling = PACKAGES
+    for path in (telemetry / "metrics.py", telemetry / "ai_cost.py", tooling / "commands/cost.py"):
         literals = [node for node in ast.walk(ast.parse(path.read_text()))
                     if isinstance(node, ast.Constant) and node.value in declared]
         declarations = [node for node in ast.walk(ast.parse(path.read_text()))
@@ -123,35 +122,35 @@ def test_a_renamed_or_retyped_catalogue_entry_fails_the_lookup(monkeypatch: pyte
     assert catalogued("theodore_requests_total", "counter") == "theodore_requests_total"
     renamed = {("theodore_http_requests_total" if n == "theodore_requests_total" else n): s
                for n, s in real.items()}
-    monkeypatch.setattr(metrics_mod, "catalogue", lambda: renamed)
-    with pytest.raises(LookupError, match="theodore_requests_total: not in telemetry/catalogue.yaml"):
+    monkeypatch.setattr(theodore_catalogue, "catalogue", lambda: renamed)
+    with pytest.raises(LookupError, match=f"theodore_requests_total: {NOT_IN_CATALOGUE}"):
         catalogued("theodore_requests_total", "counter")
-    with pytest.raises(LookupError, match="a histogram in telemetry/catalogue.yaml, used as a counter"):
+    with pytest.raises(LookupError, match="a histogram in the metric catalogue, used as a counter"):
         catalogued("theodore_request_duration_seconds", "counter")
 
 
 def test_recording_a_name_the_catalogue_lacks_fails() -> None:
     theodore = TheodoreMetrics(MeterProvider(metric_readers=[InMemoryMetricReader()]))
-    with pytest.raises(LookupError, match="theodore_http_requests_total: not in telemetry/catalogue.yaml"):
+    with pytest.raises(LookupError, match=f"theodore_http_requests_total: {NOT_IN_CATALOGUE}"):
         theodore.record("theodore_http_requests_total", 1)
 
 
 RENAME_ON_LOAD = """
-import yaml
-load = yaml.safe_load
-def renamed(text):
-    data = load(text)
+import json
+load = json.loads
+def renamed(text, **kwargs):
+    data = load(text, **kwargs)
     metrics = data.get("metrics") if isinstance(data, dict) else None
     if isinstance(metrics, dict) and "theodore_ai_cost_total" in metrics:
         metrics["theodore_ai_spend_total"] = metrics.pop("theodore_ai_cost_total")
     return data
-yaml.safe_load = renamed
-import theodore_obs.telemetry.metrics
+json.loads = renamed
+import theodore_telemetry.metrics
 """
 
 
-def test_renaming_a_metric_in_catalogue_yaml_fails_the_import() -> None:
+def test_renaming_a_metric_in_the_catalogue_fails_the_import() -> None:
     run = subprocess.run([sys.executable, "-c", RENAME_ON_LOAD], capture_output=True, text=True,
                          timeout=60, check=False)
     assert run.returncode != 0
-    assert "LookupError: theodore_ai_cost_total: not in telemetry/catalogue.yaml" in run.stderr
+    assert "LookupError: theodore_ai_cost_total: not in the metric catalogue" in run.stderr

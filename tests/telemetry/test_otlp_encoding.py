@@ -39,7 +39,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 from opentelemetry.trace.span import TraceState
-from theodore_obs.telemetry import otlp_encoding
+from theodore_telemetry import otlp_encoding
 
 
 def recording(provider: TracerProvider) -> InMemorySpanExporter:

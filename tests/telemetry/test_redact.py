@@ -11,14 +11,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import structlog
-from theodore_obs.telemetry import configure_logging
-from theodore_obs.telemetry.logs import (
+from theodore_telemetry import configure_logging
+from theodore_telemetry.logs import (
     JSONFormatter,
     _NamedWriteLogger,
     failed_line,
     safe_bound_logger,
 )
-from theodore_obs.telemetry.redact import REDACTED, Redactor
+from theodore_telemetry.redact import REDACTED, Redactor
 
 from . import secret_corpus
 

@@ -46,12 +46,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from theodore_obs import native
 from theodore_obs.paths import repo_root
 from theodore_obs.spec import Spec, load_spec
-from theodore_obs.telemetry import otlp_encoding
-from theodore_obs.telemetry.log_export import EXPORT
-from theodore_obs.telemetry.logs import configure_logging
-from theodore_obs.telemetry.metrics import TheodoreMetrics
 from theodore_obs.testing.receivers import Receivers
 from theodore_obs.timing import wait_until
+from theodore_telemetry import otlp_encoding
+from theodore_telemetry.log_export import EXPORT
+from theodore_telemetry.logs import configure_logging
+from theodore_telemetry.metrics import TheodoreMetrics
 
 from .drill import EXPECTED, RESOLVES, DrillResult, drill_env, drill_spec, run_drill
 

@@ -1,7 +1,7 @@
 """What alert and recording rule templates need beyond the spec: metric names and links.
 
 Rule templates never type a catalogue metric name: they read ``catalogue.<name>.name`` from
-here, so renaming a metric in ``catalogue.yaml`` without updating the rules fails the render
+here, so renaming a metric in the catalogue without updating the rules fails the render
 (the template environment is strict about undefined names).
 """
 
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from theodore_catalogue import MetricSpec, catalogue
+
 from .spec import SpecError, observed_services
-from .telemetry.metrics import MetricSpec, catalogue
 from .template_filters import Fragment, gotmpl, line, tojson
 from .timing import duration_seconds  # Prometheus durations (the spec's pattern is checked)
 

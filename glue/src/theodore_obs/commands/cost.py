@@ -1,6 +1,6 @@
 """``cost``: AI spend and tokens by provider, model and operation against the budget, with advice.
 
-The series come from the distro's GenAI span processor (``telemetry/ai_cost.py``); the budget
+The series come from the distro's GenAI span processor (``theodore_telemetry.ai_cost``); the budget
 from the spec (``ai.budgets``). Every number is a PromQL answer at one evaluation time.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from theodore_catalogue import catalogued
 
 from ..clients.prometheus import Prometheus
-from ..telemetry.metrics import AI_COST, AI_DURATION, AI_TOKENS, COMPANIES_RESEARCHED
 from ._common import (
     TIME_RANGES,
     Context,
@@ -25,9 +25,13 @@ from ._common import (
 )
 from ._inputs import AT, at_or_now
 
+AI_COST = catalogued("theodore_ai_cost_total", "counter")
+AI_DURATION = catalogued("theodore_ai_operation_duration_seconds", "histogram")
+AI_TOKENS = catalogued("theodore_ai_tokens_total", "counter")
+COMPANIES_RESEARCHED = catalogued("theodore_companies_researched_total", "counter")
+"""The series queried here, checked against the catalogue (name and type) at import."""
 CALLS = f"{AI_DURATION}_count"
-"""Calls are counted by the duration histogram's ``_count`` series (the metric names, with their
-types, are checked against the catalogue when ``telemetry.metrics`` is imported)."""
+"""Calls are counted by the duration histogram's ``_count`` series."""
 SUCCESS = 'success=~"(?i)true"'
 """The processor records ``success`` as a Python bool, which arrives as ``True``/``False``."""
 GROWTH_WORTH_FLAGGING = 0.2

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from theodore_catalogue import catalogue
 
 from ..clients.jaeger import Jaeger
 from ..clients.prometheus import Prometheus, metric_name
@@ -14,7 +15,6 @@ from . import logs as logs_command
 from . import traces as traces_command
 from ._common import TIME_RANGES, Context, iso, operator_command, seconds, write_json
 from ._inputs import LIMIT, TEXT, checked, output_file
-from .catalogue import catalogue
 from .metrics import metric_kind, name_selector
 
 MAX_POINTS = 500

@@ -12,6 +12,7 @@ from typing import Any
 import click
 from rich.live import Live
 from rich.table import Table
+from theodore_catalogue import catalogue, names_with
 
 from ..clients.prometheus import Prometheus, label_value, metric_name
 from ._common import (
@@ -25,7 +26,6 @@ from ._common import (
     write_json,
 )
 from ._inputs import AT, LIMIT, SECONDS, TEXT, at_or_now, checked, output_file
-from .catalogue import catalogue, names_with
 
 
 def _queries(name: str, kind: str, selector: str, window: str) -> dict[str, str]:
@@ -44,7 +44,7 @@ def _queries(name: str, kind: str, selector: str, window: str) -> dict[str, str]
 def metric_kind(prometheus: Prometheus, name: str) -> str:
     known = catalogue().get(name)
     if known:
-        return "gauge" if known["type"] == "updowncounter" else known["type"]
+        return "gauge" if known.type == "updowncounter" else known.type
     return prometheus.metric_type(name) or "gauge"
 
 
@@ -62,7 +62,7 @@ def metric_report(prometheus: Prometheus, name: str, window: str, job: str | Non
         for row in prometheus.query(promql, at):
             entry = series.setdefault(row["metric"].get("job", ""), {"job": row["metric"].get("job")})
             entry[field] = _number(row["value"][1])
-    help_text = (catalogue().get(name) or {}).get("help")
+    help_text = known.help if (known := catalogue().get(name)) else None
     return {"name": name, "type": kind, "help": help_text,
             "series": sorted(series.values(), key=lambda s: s["job"] or "")}
 
@@ -110,7 +110,7 @@ def exposition(prometheus: Prometheus, names: list[str], job: str | None, at: fl
         rows = prometheus.query(name_selector(match, job), at)
         if not rows:
             continue
-        help_text = (catalogue().get(name) or {}).get("help")
+        help_text = known.help if (known := catalogue().get(name)) else None
         lines += [f"# HELP {name} {help_text}"] if help_text else []
         lines.append(f"# TYPE {name} {kind}")
         for row in sorted(rows, key=lambda r: sorted(r["metric"].items())):

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..telemetry.distro import DEFAULTS
+from theodore_catalogue import metric_export_interval_ms
+
 from ..timing import duration_seconds
 from .boards import DASHBOARDS
 
@@ -41,5 +42,5 @@ def prometheus_min_interval(spec: dict[str, Any]) -> str:
     which is slower than a laptop's scrape interval; ``$__rate_interval`` (4x this) must cover
     several pushes, or rates come back empty and panels say "No data".
     """
-    push = int(DEFAULTS["OTEL_METRIC_EXPORT_INTERVAL"]) // 1000
+    push = metric_export_interval_ms() // 1000
     return f"{max(push, int(duration_seconds(spec['intervals']['scrape'])))}s"

@@ -6,7 +6,8 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from ..telemetry.metrics import catalogue
+from theodore_catalogue import catalogue
+
 from .panels import (
     Board,
     Panel,

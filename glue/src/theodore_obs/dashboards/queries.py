@@ -7,14 +7,11 @@ against budget, AI failures) find their metric by its catalogue unit, never by n
 
 from __future__ import annotations
 
-from functools import cache
-from importlib import resources
 from typing import Any
 
-import yaml
+from theodore_catalogue import catalogue
 
 from ..rule_context import SPANMETRICS
-from ..telemetry.metrics import catalogue
 from .panels import LOGS, Panel, datasource, link, prom, stat, timeseries
 
 APP = 'deployment_environment="$environment", service_name=~"$service"'
@@ -93,13 +90,7 @@ def metric_with_unit(unit: str) -> str:
 
 
 def placement(name: str) -> dict[str, Any]:
-    return _raw()[name]["dashboard"]
-
-
-@cache
-def _raw() -> dict[str, Any]:
-    text = resources.files("theodore_obs.telemetry").joinpath("catalogue.yaml").read_text()
-    return yaml.safe_load(text)["metrics"]
+    return catalogue()[name].dashboard
 
 
 def on_dashboard(uid: str) -> dict[str, list[str]]:

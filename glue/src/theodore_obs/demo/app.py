@@ -20,12 +20,12 @@ import requests
 import structlog
 from flask import Flask, g, jsonify, request
 from openai import OpenAI, OpenAIError
+from theodore_telemetry import CorrelationIdWSGIMiddleware
+from theodore_telemetry.health import HealthChecks, HealthWSGIMiddleware
+from theodore_telemetry.metrics import get_metrics
+from theodore_telemetry.tracing import trace_research_operation, trace_storage_operation
 
 from theodore_obs.demo.enrichment import Enricher
-from theodore_obs.telemetry import CorrelationIdWSGIMiddleware
-from theodore_obs.telemetry.health import HealthChecks, HealthWSGIMiddleware
-from theodore_obs.telemetry.metrics import get_metrics
-from theodore_obs.telemetry.tracing import trace_research_operation, trace_storage_operation
 
 log = structlog.get_logger("theodore_demo")
 

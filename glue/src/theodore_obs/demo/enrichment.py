@@ -16,10 +16,9 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from opentelemetry.trace import StatusCode
-
-from theodore_obs.telemetry import LogCategory, get_logger
-from theodore_obs.telemetry.metrics import TheodoreMetrics, get_metrics
-from theodore_obs.telemetry.tracing import trace_ai_operation
+from theodore_telemetry import LogCategory, get_logger
+from theodore_telemetry.metrics import TheodoreMetrics, get_metrics
+from theodore_telemetry.tracing import trace_ai_operation
 
 LOCATIONS = ("berlin", "london", "new-york", "singapore")
 SOURCES = ("meetup", "eventbrite", "news")

@@ -1,6 +1,7 @@
 """App-side telemetry: JSON logs with trace correlation and redaction, correlation IDs, and the
 OpenTelemetry distro/configurator that ``opentelemetry-instrument`` loads (entry points
-``theodore``). Install with ``pip install 'theodore-observability[instrument]'``.
+``theodore``). Install with ``pip install theodore-telemetry``: none of the stack tooling
+comes with it.
 """
 
 from .correlation import (

@@ -12,7 +12,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Span
 
-TRACER_NAME = "theodore_obs"
+TRACER_NAME = "theodore_telemetry"
 
 
 @functools.lru_cache(maxsize=4)

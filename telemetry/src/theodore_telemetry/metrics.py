@@ -15,7 +15,6 @@ when the SDK collects.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import threading
@@ -23,74 +22,19 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from typing import Any
 
-import yaml
 from opentelemetry import metrics
+from theodore_catalogue import MetricSpec, catalogue, catalogued
 
 
-@dataclass(frozen=True)
-class MetricSpec:
-    """One catalogue entry; ``name`` is the Prometheus name users query."""
-
-    name: str
-    type: str
-    unit: str
-    help: str
-    labels: tuple[str, ...]
-    buckets: tuple[float, ...] | None = field(default=None)
-    exemplars: bool = False
-    """Keep exemplars (the SDK's synchronous path); histograms always keep them."""
-
-    @functools.cached_property
-    def label_set(self) -> frozenset[str]:
-        return frozenset(self.labels)
-
-    @property
-    def summed_in_process(self) -> bool:
-        """Recorded through ``InProcessSums`` rather than a synchronous SDK instrument."""
-        return self.type != "histogram" and not self.exemplars
-
-    @property
-    def otel_name(self) -> str:
-        """Counters drop ``_total``: Prometheus's OTLP translation appends it."""
-        return self.name.removesuffix("_total") if self.type == "counter" else self.name
+def summed_in_process(spec: MetricSpec) -> bool:
+    """Recorded through ``InProcessSums`` rather than a synchronous SDK instrument."""
+    return spec.type != "histogram" and not spec.exemplars
 
 
-@cache
-def catalogue() -> dict[str, MetricSpec]:
-    raw = yaml.safe_load(resources.files(__package__).joinpath("catalogue.yaml").read_text())
-    return {name: MetricSpec(name=name, type=m["type"], unit=m["unit"], help=m["help"],
-                             labels=tuple(m["labels"]),
-                             buckets=tuple(m["buckets"]) if "buckets" in m else None,
-                             exemplars=bool(m.get("exemplars", False)))
-            for name, m in raw["metrics"].items()}
-
-
-class MetricName(str):
-    """A catalogue key as the code records or queries it, with the type the code expects."""
-
-    type: str
-
-
-def catalogued(name: str, type: str) -> MetricName:
-    """``name``, checked to be a catalogue metric of ``type``: a metric renamed or retyped in
-    catalogue.yaml fails the import of the code that uses it, not as a series never recorded
-    or a query that answers nothing."""
-    spec = catalogue().get(name)
-    if spec is None:
-        raise LookupError(f"{name}: not in telemetry/catalogue.yaml")
-    if spec.type != type:
-        raise LookupError(f"{name}: a {spec.type} in telemetry/catalogue.yaml, used as a {type}")
-    checked = MetricName(name)
-    checked.type = type
-    return checked
-
-
-# The metrics this module and the GenAI span processor record, and ``cost`` queries.
+# The metrics this module and the GenAI span processor record.
 REQUESTS = catalogued("theodore_requests_total", "counter")
 REQUEST_DURATION = catalogued("theodore_request_duration_seconds", "histogram")
 ERRORS = catalogued("theodore_errors_total", "counter")
@@ -178,10 +122,10 @@ class TheodoreMetrics:
     """Every catalogue metric as an instrument, with label names checked against it."""
 
     def __init__(self, meter_provider: metrics.MeterProvider | None = None) -> None:
-        meter = metrics.get_meter("theodore_obs", meter_provider=meter_provider)
+        meter = metrics.get_meter("theodore_telemetry", meter_provider=meter_provider)
         self._specs = catalogue()
         self._sums = {name: InProcessSums(spec) for name, spec in self._specs.items()
-                      if spec.summed_in_process}
+                      if summed_in_process(spec)}
         self._instruments = {name: _create(meter, spec, self._sums.get(name))
                              for name, spec in self._specs.items()}
         self._research_outcomes: dict[str, list[int]] = {}
@@ -190,7 +134,7 @@ class TheodoreMetrics:
         """Add to a counter, record into a histogram or set a gauge, by catalogue name."""
         spec = self._specs.get(name)
         if spec is None:
-            raise LookupError(f"{name}: not in telemetry/catalogue.yaml")
+            raise LookupError(f"{name}: not in the metric catalogue (theodore_catalogue/metrics.json)")
         if not labels.keys() <= spec.label_set:
             unknown = set(labels) - spec.label_set
             raise ValueError(f"{name}: labels {sorted(unknown)} are not in the catalogue "
