@@ -31,6 +31,7 @@ from pathlib import Path
 import jinja2
 import yaml
 
+from . import kube_tools
 from .paths import cache_root, repo_root
 from .versions import Component, load_versions
 
@@ -61,7 +62,7 @@ def tool_dir(component: Component) -> Path:
 
 
 def buildable(components: dict[str, Component]) -> list[Component]:
-    return [c for c in components.values() if c.module]
+    return [c for c in components.values() if c.module] + kube_tools.components()
 
 
 def binary_path(binary: str, components: dict[str, Component] | None = None) -> Path:
@@ -220,6 +221,8 @@ def build(component: Component, index: int, total: int) -> Path:
         with _Heartbeat(component.name) as beat:
             if component.builder_manifest:
                 _build_with_builder(component, staging, beat, log)
+            elif kube_tools.builds(component):
+                kube_tools.build(component, staging, beat, log)
             else:
                 _build_with_go(component, staging, beat, log)
         missing = [b for b in component.binaries if not (staging / b).is_file()]
