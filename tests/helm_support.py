@@ -22,7 +22,7 @@ OPERATOR_APIS = ["monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.c
 
 #: Each chart workload and the compose service whose mounts and command it takes.
 WORKLOADS = {
-    ("Deployment", "otel-collector-gateway"): "otel-collector",
+    ("StatefulSet", "otel-collector-gateway"): "otel-collector",
     ("StatefulSet", "prometheus"): "prometheus",
     ("StatefulSet", "alertmanager"): "alertmanager",
     ("StatefulSet", "victorialogs"): "victorialogs",
@@ -37,10 +37,12 @@ KUBERNETES_ONLY = {("DaemonSet", "otel-collector-agent"): {"otel-collector/agent
                    ("StatefulSet", "prometheus"): {"prometheus/kubernetes": "/etc/prometheus/kubernetes"}}
 
 
-def helm(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
-    """The pinned helm, with its config and cache kept in ``tmp``."""
+def helm(*args: str, tmp: Path, kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The pinned helm, with its config and cache kept in ``tmp`` (and a cluster's kubeconfig)."""
     env = {**os.environ, "HELM_CONFIG_HOME": str(tmp / "config"), "HELM_CACHE_HOME": str(tmp / "cache"),
            "HELM_DATA_HOME": str(tmp / "data")}
+    if kubeconfig:
+        env["KUBECONFIG"] = str(kubeconfig)
     return subprocess.run([str(binary_path("helm")), *args], capture_output=True, text=True, env=env,
                           timeout=300, check=False)
 

@@ -95,7 +95,7 @@ def test_every_environment_renders_valid_manifests(env: str, rendered) -> None:
 
 def test_the_validator_rejects_unknown_fields_and_wrong_types(rendered) -> None:
     """The strict check can fail: a misspelt field and a wrong type are both reported by path."""
-    deployment = copy.deepcopy(by_kind(rendered())[("Deployment", "otel-collector-gateway")])
+    deployment = copy.deepcopy(by_kind(rendered())[("StatefulSet", "otel-collector-gateway")])
     container = pod_spec(deployment)["containers"][0]
     container["securityContext"]["readOnlyRootFileSystem"] = True
     deployment["spec"]["replicas"] = "two"
@@ -218,7 +218,7 @@ def test_containers_run_compose_commands(env: str, rendered) -> None:
         command = compose[service].get("command")
         if service == "alertmanager":
             continue
-        if workload == ("Deployment", "otel-collector-gateway"):  # 2 replicas by default
+        if workload == ("StatefulSet", "otel-collector-gateway"):  # 2 replicas by default
             command = [*command, "--feature-gates=connector.spanmetrics.includeCollectorInstanceID"]
         if workload == ("Deployment", "vmalert"):  # one notifier URL per Alertmanager replica (2)
             command = [u for a in command for u in (
@@ -307,8 +307,10 @@ def test_the_agent_is_the_one_root_pod_and_reads_the_host_read_only(rendered) ->
     assert spec["securityContext"]["runAsUser"] == 0
     host_volumes = {v["name"] for v in spec["volumes"] if "hostPath" in v}
     mounts = spec["containers"][0]["volumeMounts"]
-    assert host_volumes == {"varlogpods", "hostfs"}
-    assert all(m["readOnly"] for m in mounts if m["name"] in host_volumes)
+    assert host_volumes == {"varlogpods", "hostfs", "file-storage"}
+    assert all(m["readOnly"] for m in mounts if m["name"] in host_volumes - {"file-storage"})
+    (queue,) = [m for m in mounts if m["name"] == "file-storage"]  # the one writable host path
+    assert queue["mountPath"] == "/var/lib/otelcol/file_storage" and not queue.get("readOnly")
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -532,7 +534,7 @@ def test_an_external_victorialogs_cluster_takes_the_host_names(rendered) -> None
         ("Service", "victorialogs-insert", "ExternalName", INSERT)]
     port = load_spec("prod").data["ports"]["victorialogs"]
     assert all(m["spec"]["ports"] == [{"name": "http", "port": port, "protocol": "TCP"}] for m in logs)
-    gateway = yaml.safe_load(mounted_files(manifests, ("Deployment", "otel-collector-gateway"))["/etc/otelcol/config.yaml"])
+    gateway = yaml.safe_load(mounted_files(manifests, ("StatefulSet", "otel-collector-gateway"))["/etc/otelcol/config.yaml"])
     endpoints = [e["logs_endpoint"] for e in gateway["exporters"].values() if "logs_endpoint" in e]
     assert endpoints == [f"http://victorialogs-insert:{port}/insert/opentelemetry/v1/logs"]
     vmalert = pod_spec(objects[("Deployment", "vmalert")])["containers"][0]["args"]
@@ -550,7 +552,7 @@ def test_one_external_host_for_insert_and_select_keeps_the_configs_byte_for_byte
                          "--set", f"victorialogs.external.selectHost={SELECT}")
     logs = [(m["kind"], m["metadata"]["name"]) for m in manifests if m["metadata"]["name"].startswith("victorialogs")]
     assert logs == [("Service", "victorialogs")]
-    seen = mounted_files(manifests, ("Deployment", "otel-collector-gateway"))["/etc/otelcol/config.yaml"]
+    seen = mounted_files(manifests, ("StatefulSet", "otel-collector-gateway"))["/etc/otelcol/config.yaml"]
     assert seen == (ROOT / "rendered/prod/otel-collector/config.yaml").read_text()
 
 
@@ -629,8 +631,9 @@ def test_only_the_stack_pods_that_use_them_reach_victorialogs_and_vmalert(render
         assert expression["key"] == "app.kubernetes.io/name" and expression["operator"] == "In"
         return sorted(expression["values"])
 
-    assert sources("victorialogs") == ["blackbox", "grafana", "otel-collector-gateway", "prometheus", "vmalert"]
-    assert sources("vmalert") == ["blackbox", "prometheus"]
+    assert sources("victorialogs") == ["blackbox", "grafana", "otel-collector-gateway", "prometheus",
+                                       "readiness-test", "vmalert"]
+    assert sources("vmalert") == ["blackbox", "prometheus", "readiness-test"]
     internal = policies["alertmanager"]["spec"]["ingress"][0]["from"][0]["podSelector"]
     assert "matchExpressions" not in internal  # vmalert notifies it, like Prometheus
 
@@ -644,8 +647,8 @@ def test_service_monitors_cover_victorialogs_and_vmalert(rendered) -> None:
 def test_span_metrics_of_each_gateway_replica_are_their_own_series(rendered) -> None:
     """Several gateways each count the spans routed to them: one writer per series."""
     gate = "--feature-gates=connector.spanmetrics.includeCollectorInstanceID"
-    several = pod_spec(by_kind(rendered("ha"))[("Deployment", "otel-collector-gateway")])
-    single = pod_spec(by_kind(rendered("minimal"))[("Deployment", "otel-collector-gateway")])
+    several = pod_spec(by_kind(rendered("ha"))[("StatefulSet", "otel-collector-gateway")])
+    single = pod_spec(by_kind(rendered("minimal"))[("StatefulSet", "otel-collector-gateway")])
     assert gate in several["containers"][0]["args"]
     assert gate not in single["containers"][0]["args"]
 

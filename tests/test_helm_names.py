@@ -34,7 +34,13 @@ def _pod_spec(manifest: dict[str, Any]) -> dict[str, Any] | None:
 def _names(manifest: dict[str, Any]) -> Iterator[tuple[str, str, re.Pattern[str], int]]:
     """(where, name, rule, max length) of every name in ``manifest`` that the API checks."""
     kind, name = manifest["kind"], manifest["metadata"]["name"]
-    yield f"{kind}/{name}", name, DNS1035 if kind == "Service" else SUBDOMAIN, 63 if kind == "Service" else 253
+    rule, longest = {"Service": (DNS1035, 63), "Namespace": (LABEL, 63),
+                     # its pods' controller-revision-hash label is the name plus 11 characters
+                     "StatefulSet": (LABEL, 52)}.get(kind, (SUBDOMAIN, 253))
+    yield f"{kind}/{name}", name, rule, longest
+    for claim in (manifest.get("spec") or {}).get("volumeClaimTemplates", []) if kind == "StatefulSet" else []:
+        # the claim of pod <name>-<ordinal> is <claim>-<name>-<ordinal>, an object name
+        yield f"{kind}/{name} claim", f"{claim['metadata']['name']}-{name}-99", SUBDOMAIN, 253
     for key, value in (manifest["metadata"].get("labels") or {}).items():
         yield f"{kind}/{name} label {key}", str(value), LABEL_VALUE, 63
     pod = _pod_spec(manifest)
@@ -54,9 +60,14 @@ def _names(manifest: dict[str, Any]) -> Iterator[tuple[str, str, re.Pattern[str]
                 yield f"{kind}/{name} port", port["name"], PORT_NAME, 15
 
 
-@pytest.mark.parametrize("profile", PROFILES)
+#: The agent in a namespace of its own (a Namespace object, Services and ConfigMaps there).
+AGENT_NAMESPACE = ["--set", "collector.agent.namespace.name=otel-agent", "--set", "collector.agent.namespace.create=true"]
+
+
+@pytest.mark.parametrize("profile", [*PROFILES, "agent-namespace"])
 def test_every_rendered_name_meets_the_rule_of_its_field(profile: str, tmp_path: Path) -> None:
-    broken = [(where, name) for manifest in template(tmp_path, *profile_args(profile))
+    args = AGENT_NAMESPACE if profile == "agent-namespace" else profile_args(profile)
+    broken = [(where, name) for manifest in template(tmp_path, *args)
               for where, name, rule, longest in _names(manifest)
               if len(name) > longest or not rule.fullmatch(name)]
     assert broken == []

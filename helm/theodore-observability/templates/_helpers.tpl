@@ -52,7 +52,7 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 {{- end }}
 
 {{- define "theodore.imageKey" -}}
-{{- if hasPrefix "otel-collector" .component }}otel-collector{{ else }}{{ .component }}{{ end -}}
+{{- if hasPrefix "otel-collector" .component }}otel-collector{{ else if eq .component "readiness-test" }}prometheus{{ else }}{{ .component }}{{ end -}}
 {{- end }}
 
 {{- define "theodore.imageTag" -}}
@@ -283,7 +283,7 @@ blackbox:
 {{/* The `data` volumeClaimTemplate of a StatefulSet: (dict "root" $ "component" "victorialogs" "size" "10Gi"). */}}
 {{- define "theodore.dataClaim" -}}
 - metadata:
-    name: data
+    name: {{ .name | default "data" }}
     labels:
       {{- include "theodore.selectorLabels" . | nindent 6 }}
   spec:
@@ -294,6 +294,24 @@ blackbox:
     resources:
       requests:
         storage: {{ .size }}
+{{- end }}
+
+{{/* A StatefulSet's persistentVolumeClaimRetentionPolicy (global.persistentVolumeClaimRetention). */}}
+{{- define "theodore.claimRetention" -}}
+{{- $r := .Values.global.persistentVolumeClaimRetention -}}
+persistentVolumeClaimRetentionPolicy:
+  whenDeleted: {{ $r.whenDeleted }}
+  whenScaled: {{ $r.whenScaled }}
+{{- end }}
+
+{{/* Where the collector's file_storage extension keeps its sending queues (gateway and agent). */}}
+{{- define "theodore.fileStorageDir" -}}
+/var/lib/otelcol/file_storage
+{{- end }}
+
+{{/* The namespace of the collector agent: collector.agent.namespace.name or the release's. */}}
+{{- define "theodore.agentNamespace" -}}
+{{- .Values.collector.agent.namespace.name | default .Release.Namespace -}}
 {{- end }}
 
 {{/* Name of a cluster-scoped object (ClusterRole, binding): unique per namespace and release. */}}
