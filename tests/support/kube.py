@@ -13,6 +13,7 @@ processes afterwards. Ports 17000-17005.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import json
@@ -357,4 +358,75 @@ def _wait_healthy(name: str, proc: subprocess.Popen[bytes], url: str, token: str
     wait_until(healthy, timeout=timeout, every=0.3, what=f"{name} healthy at {url}")
 
 
-__all__ = ["PORTS", "STORAGE_CLASS", "Cluster", "KubeError", "control_plane"]
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def scale_figure(root: Path, nodes: int, gateways: int) -> dict[str, Any]:
+    """Install the chart (agent in its own namespace) on ``nodes`` fake nodes; what it took."""
+    chart = Path(__file__).resolve().parents[2] / "helm" / "theodore-observability"
+    with control_plane(root) as cluster:
+        cluster.add_fake_nodes(nodes)
+        cluster.create_namespace("observability", "restricted")
+        cluster.create_secret("observability", "grafana-admin", {"admin-password": secrets.token_hex(8)})
+        apiserver = next(int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+                         and (p / "cmdline").read_bytes().startswith(str(binary_path("kube-apiserver")).encode()))
+        before = _rss_mib(apiserver)
+        env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "HELM_CONFIG_HOME": str(root / "helm"),
+               "HELM_CACHE_HOME": str(root / "helm"), "HELM_DATA_HOME": str(root / "helm")}
+        started = time.monotonic()
+        subprocess.run([str(binary_path("helm")), "install", "obs", str(chart), "-n", "observability",
+                        "--set", "collector.agent.namespace.name=otel-agent",
+                        "--set", "collector.agent.namespace.create=true",
+                        "--set", f"collector.gateway.replicas={gateways}"],
+                       env=env, check=True, capture_output=True)
+        peak = before
+
+        def agents_ready() -> bool:
+            nonlocal peak
+            peak = max(peak, _rss_mib(apiserver))
+            ds = cluster.get("/apis/apps/v1/namespaces/otel-agent/daemonsets/otel-collector-agent")
+            gw = cluster.get("/apis/apps/v1/namespaces/observability/statefulsets/otel-collector-gateway")
+            return (ds["status"].get("numberReady") == nodes
+                    and gw["status"].get("readyReplicas") == gateways)
+
+        wait_until(agents_ready, timeout=600, every=1, what="the agents and gateways ready")
+        counts = {kind: len(cluster.items(path)) for kind, path in {
+            "pods": "/api/v1/pods", "nodes": "/api/v1/nodes", "leases": "/apis/coordination.k8s.io/v1/leases",
+            "persistentvolumeclaims": "/api/v1/persistentvolumeclaims",
+            "endpointslices": "/apis/discovery.k8s.io/v1/endpointslices"}.items()}
+        return {"nodes": nodes, "gateways": gateways, "seconds_to_ready": round(time.monotonic() - started, 1),
+                "apiserver_rss_mib": {"before_install": round(before), "peak": round(peak)}, "objects": counts}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.support.kube DIR`` keeps a control plane running in DIR (Ctrl-C stops it);
+    ``... DIR --scale 200`` prints the chart's scale figure on 200 fake nodes and stops."""
+    parser = argparse.ArgumentParser(prog="python -m tests.support.kube")
+    parser.add_argument("root", type=Path, help="an empty directory for the control plane's state")
+    parser.add_argument("--nodes", type=int, default=2, help="fake nodes (default 2)")
+    parser.add_argument("--scale", type=int, metavar="NODES", help="print the scale figure on NODES nodes")
+    parser.add_argument("--gateways", type=int, default=4, help="gateway replicas for --scale (default 4)")
+    args = parser.parse_args(argv)
+    args.root.mkdir(parents=True, exist_ok=True)
+    if any(args.root.iterdir()):
+        parser.error(f"{args.root}: not empty")
+    if args.scale:
+        print(json.dumps(scale_figure(args.root, args.scale, args.gateways), indent=2))
+        return 0
+    with control_plane(args.root) as cluster:
+        cluster.add_fake_nodes(args.nodes)
+        print(f"KUBECONFIG={cluster.kubeconfig}  (logs in {cluster.logs}; Ctrl-C stops)", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+__all__ = ["PORTS", "STORAGE_CLASS", "Cluster", "KubeError", "control_plane", "scale_figure"]
