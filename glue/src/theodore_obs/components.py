@@ -94,7 +94,7 @@ COMPONENTS: tuple[Component, ...] = (
     # The gateway; the chart also runs the node agents (a DaemonSet) from the same image.
     Component("otel-collector", "otelcol", "otel-collector", port="otlp_http",
               health_port="collector_health", health_path="/", metrics_port="collector_telemetry",
-              kubernetes_kind="Deployment", host_key="collector", data_dir="/var/lib/otelcol",
+              kubernetes_kind="StatefulSet", host_key="collector", data_dir="/var/lib/otelcol",
               binary="otelcol-theodore"),
     # Grafana does not run natively; its container serves the UI on grafana.url.
     Component("grafana", "grafana", "grafana", port="grafana", health_port="grafana",
@@ -109,8 +109,9 @@ KUBERNETES_ONLY_HOSTS = {"collector_gateway": "otel-collector-gateway"}
 """Hosts with no component of their own: the headless Service of the collector gateway the node
 agents feed."""
 
-TOOL_ONLY = frozenset({"promtool", "amtool", "helm"})
-"""Binaries versions.yaml builds that are tools (validation, the chart), not stack components."""
+TOOL_ONLY = frozenset({"promtool", "amtool", "helm", "telemetrygen"})
+"""Binaries versions.yaml builds that are tools (validation, the chart, the drills' load client),
+not stack components."""
 
 BY_NAME = {c.name: c for c in COMPONENTS}
 

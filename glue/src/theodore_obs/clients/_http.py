@@ -192,6 +192,10 @@ class HttpBackend:
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self._send(urllib.request.Request(self.url(path, params)))  # noqa: S310 (scheme checked)
 
+    def get_bytes(self, path: str, params: dict[str, Any] | None = None) -> bytes:
+        """The body of a GET whose answer is not one JSON document (e.g. JSON lines)."""
+        return self._answer(urllib.request.Request(self.url(path, params)))[1]  # noqa: S310 (scheme checked)
+
     def post(self, path: str, body: Any) -> Any:
         return self._send(urllib.request.Request(  # noqa: S310 (scheme checked)
             self.url(path), data=json.dumps(body).encode(), method="POST",

@@ -13,7 +13,6 @@ import queue
 import re
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -115,8 +114,7 @@ class VictoriaLogs(HttpBackend):
 
     def lines(self, path: str, params: dict[str, Any]) -> list[dict[str, str]]:
         """A GET whose answer is JSON lines, one log per line, each checked against :data:`LINE`."""
-        _status, body, _kind = self._answer(urllib.request.Request(self.url(path, params)))  # noqa: S310
-        return [self.record(line) for line in body.splitlines() if line.strip()]
+        return [self.record(line) for line in self.get_bytes(path, params).splitlines() if line.strip()]
 
     def _refusal(self, status: int, body: bytes, kind: str) -> BackendError:
         """A 400 that is not an HTML page is VictoriaLogs refusing the query itself."""
