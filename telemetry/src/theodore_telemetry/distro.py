@@ -15,6 +15,9 @@ AI cost processor's series), and each point costs the request 25 to 40 µs here.
 The web-framework instrumentations (Flask) also get request and response hooks
 (``framework_hooks.py``) that read, bind, propagate and echo the request's correlation ID, as
 ``CorrelationIdWSGIMiddleware`` does, without the app wrapping itself in it.
+
+An app counting with ``prometheus_client`` has its default registry exported with its other
+metrics (``prometheus_bridge.py``) unless ``THEODORE_PROMETHEUS_BRIDGE=false``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.distro import BaseDistro
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
@@ -32,6 +35,7 @@ from .correlation import CorrelationIdSpanProcessor
 from .framework_hooks import with_correlation_hooks
 from .logs import configure_logging
 from .otlp_encoding import use_fast_encoding
+from .prometheus_bridge import bridge_default_registry
 
 DEFAULTS = {
     "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
@@ -54,6 +58,9 @@ ENCODER_ENV = "THEODORE_OTLP_ENCODER"
 
 INSTRUMENTATION_METRICS_ENV = "THEODORE_INSTRUMENTATION_METRICS"
 """``true``: the instrumentations record their own metrics (http.server.*, gen_ai.client.*)."""
+
+PROMETHEUS_BRIDGE_ENV = "THEODORE_PROMETHEUS_BRIDGE"
+"""``false``: prometheus_client's default registry is not exported with the app's metrics."""
 
 ENVIRONMENT_ENV = "THEODORE_ENVIRONMENT"
 """Fills ``deployment.environment`` when OTEL_RESOURCE_ATTRIBUTES does not name one."""
@@ -97,6 +104,8 @@ class TheodoreConfigurator(_OTelSDKConfigurator):
         if os.environ.get(ENCODER_ENV, "theodore").strip().lower() != "sdk":
             use_fast_encoding()
         configure_logging()
+        if os.environ.get(PROMETHEUS_BRIDGE_ENV, "").strip().lower() != "false":
+            bridge_default_registry(metrics.get_meter_provider())
         provider = trace.get_tracer_provider()
         if hasattr(provider, "add_span_processor"):
             provider.add_span_processor(CorrelationIdSpanProcessor())
