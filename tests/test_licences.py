@@ -53,7 +53,7 @@ def test_no_pin_names_an_agpl_module() -> None:
 
 @pytest.mark.parametrize("component", [c.name for c in buildable(load_versions())])
 def test_no_built_binary_embeds_an_agpl_module(component: str) -> None:
-    target = load_versions()[component]
+    target = {t.name: t for t in buildable(load_versions())}[component]
     for binary in target.binaries:
         path = tool_dir(target) / binary
         assert path.is_file(), f"run `make tools` ({path} missing)"

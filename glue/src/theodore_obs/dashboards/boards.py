@@ -314,7 +314,8 @@ def stack_health(spec: dict[str, Any]) -> Board:
         timeseries("Exported per second",
                    *(prom(_per_second(f"otelcol_exporter_sent_{s}_total", col, "exporter"),
                           f"{s} {{{{exporter}}}}") for s in signals), width=8,
-                   links=[runbook(spec, "OtelCollectorExportFailing")]),
+                   links=[runbook(spec, "OtelCollectorExportFailing"),
+                          runbook(spec, "OtelCollectorExportStalled")]),
         timeseries("Dropped per second (refused or failed)",
                    *(prom(_per_second(f"otelcol_receiver_refused_{s}_total", col), f"refused {s}")
                      for s in signals),
