@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from theodore_bench.logstore import rss_mib
 from theodore_obs.timing import wait_until
 from theodore_obs.tools import binary_path
 
@@ -358,13 +359,6 @@ def _wait_healthy(name: str, proc: subprocess.Popen[bytes], url: str, token: str
     wait_until(healthy, timeout=timeout, every=0.3, what=f"{name} healthy at {url}")
 
 
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def scale_figure(root: Path, nodes: int, gateways: int) -> dict[str, Any]:
     """Install the chart (agent in its own namespace) on ``nodes`` fake nodes; what it took."""
     chart = Path(__file__).resolve().parents[2] / "helm" / "theodore-observability"
@@ -374,7 +368,7 @@ def scale_figure(root: Path, nodes: int, gateways: int) -> dict[str, Any]:
         cluster.create_secret("observability", "grafana-admin", {"admin-password": secrets.token_hex(8)})
         apiserver = next(int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
                          and (p / "cmdline").read_bytes().startswith(str(binary_path("kube-apiserver")).encode()))
-        before = _rss_mib(apiserver)
+        before = rss_mib(apiserver)
         env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "HELM_CONFIG_HOME": str(root / "helm"),
                "HELM_CACHE_HOME": str(root / "helm"), "HELM_DATA_HOME": str(root / "helm")}
         started = time.monotonic()
@@ -387,7 +381,7 @@ def scale_figure(root: Path, nodes: int, gateways: int) -> dict[str, Any]:
 
         def agents_ready() -> bool:
             nonlocal peak
-            peak = max(peak, _rss_mib(apiserver))
+            peak = max(peak, rss_mib(apiserver))
             ds = cluster.get("/apis/apps/v1/namespaces/otel-agent/daemonsets/otel-collector-agent")
             gw = cluster.get("/apis/apps/v1/namespaces/observability/statefulsets/otel-collector-gateway")
             return (ds["status"].get("numberReady") == nodes

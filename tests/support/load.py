@@ -24,7 +24,7 @@ import urllib.parse
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Self
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
@@ -196,8 +196,9 @@ def post(url: str, body: bytes, timeout: float = 5.0) -> str:
         return type(getattr(exc, "reason", exc)).__name__
 
 
-def _get_json(url: str, data: bytes | None = None, headers: dict[str, str] | None = None,
-              timeout: float = 30) -> Any:
+def _fetch(url: str, data: bytes | None = None, headers: dict[str, str] | None = None,
+           timeout: float = 30) -> bytes:
+    """The body of a GET (or a POST with ``data``)."""
     request = urllib.request.Request(url, data=data, headers=headers or {})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         raw = response.read()
@@ -230,7 +231,7 @@ def jaeger_spans(query_url: str, stream: NumberedStream) -> Count:
     for request in range(requests):
         url = f"{query_url}/api/traces/{trace_id(stream.run, request).hex()}"
         try:
-            data = json.loads(_get_json(url))["data"]
+            data = json.loads(_fetch(url))["data"]
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 continue
@@ -246,7 +247,7 @@ def victorialogs_lines(base: str, stream: NumberedStream, tenant: tuple[int, int
     query = f'drill.run:={json.dumps(stream.run)} | fields drill.seq'
     body = urllib.parse.urlencode({"query": query, "limit": "10000000"}).encode()
     headers = {"AccountID": str(tenant[0]), "ProjectID": str(tenant[1])}
-    raw = _get_json(f"{base}/select/logsql/query", data=body, headers=headers)
+    raw = _fetch(f"{base}/select/logsql/query", data=body, headers=headers)
     found: Counter[int] = Counter(int(json.loads(line)["drill.seq"])
                                   for line in raw.splitlines() if line.strip())
     return Count("logs", found)
@@ -256,22 +257,6 @@ def prometheus_samples(base: str, stream: NumberedStream, window: str = "1h") ->
     """Every sample of the stream (one series per number), from Prometheus' query API."""
     query = f'count_over_time(drill_sample{{run="{stream.run}"}}[{window}])'
     body = urllib.parse.urlencode({"query": query}).encode()
-    result = json.loads(_get_json(f"{base}/api/v1/query", data=body))["data"]["result"]
+    result = json.loads(_fetch(f"{base}/api/v1/query", data=body))["data"]["result"]
     found: Counter[int] = Counter({int(r["metric"]["seq"]): int(float(r["value"][1])) for r in result})
     return Count("samples", found)
-
-
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process (``/proc/<pid>/status`` VmRSS), MiB."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (``/proc/<pid>/stat``), seconds."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
