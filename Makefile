@@ -42,7 +42,7 @@ check-drift: deps ## Fail if rendered/ differs from what stack.yaml and the temp
 	$(VENV)/bin/pytest -q tests/test_render.py -k drift
 
 test: deps tools lint ## Lint, then every test (real tools, native stack on 127.0.0.1)
-	$(VENV)/bin/pytest -q -rs tests
+	$(VENV)/bin/pytest -q -rfEs tests
 
 up: deps ## Start the stack: compose with a Docker engine, else the native runtime
 	@if docker info >/dev/null 2>&1; then \

@@ -36,7 +36,9 @@ def test_every_seed_command_is_on_theodore_obs_and_the_mountable_group() -> None
 
 
 def test_bench_without_the_dev_package_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "theodore_bench", None)  # as in a `pip install theodore-observability`
+    # As in a `pip install theodore-observability`; submodules too, which collection may have imported.
+    for name in ["theodore_bench", *(m for m in sys.modules if m.startswith("theodore_bench."))]:
+        monkeypatch.setitem(sys.modules, name, None)
     result = CliRunner().invoke(main, ["bench", "--runs", "1"])
     assert result.exit_code == 2, result.output
     assert result.output == ("error: `bench` needs the dev-only package theodore_bench: in a checkout, "
