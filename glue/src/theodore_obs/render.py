@@ -21,7 +21,14 @@ from typing import Any
 import jinja2
 
 from .collector_context import collector_context
-from .components import COMPONENTS, KUBERNETES_ONLY_HOSTS, kubernetes_order
+from .components import (
+    COMPONENTS,
+    KUBERNETES_AGENT,
+    KUBERNETES_AGENT_MOUNTS,
+    KUBERNETES_ONLY_HOSTS,
+    component,
+    kubernetes_order,
+)
 from .dashboards import dashboard_files, prometheus_min_interval
 from .paths import repo_root, state_root
 from .render_check import check_file, spec_paths_holding
@@ -77,7 +84,7 @@ class Runtime:
         """Where Grafana's dashboard provider reads the generated dashboards."""
         if self.native:
             return f"{self.config_dir('grafana')}/dashboards"
-        return "/var/lib/grafana/dashboards"
+        return component("grafana").mount_target("grafana/dashboards")
 
 
 # Inside a container a server must listen on every interface; compose publishes to 127.0.0.1.
@@ -135,15 +142,16 @@ def vmalert_flags(spec: dict[str, Any], runtime: Runtime, rules: str) -> list[st
     """vmalert evaluates the log alert rules (``rules``: a glob) on VictoriaLogs, notifies
     Alertmanager, and keeps its alert state in Prometheus (remote write, read back on restart).
     The rule groups themselves carry the project and environment labels and the tenant headers."""
-    p, h = spec["ports"], runtime.host
-    prometheus = f"http://{h('prometheus')}:{p['prometheus']}"
+    def url(name: str) -> str:
+        return component(name).base_url(spec["ports"], runtime.host(component(name).key))
+
     return [
         f"-rule={rules}",
-        f"-datasource.url=http://{h('victorialogs')}:{p['victorialogs']}",
-        f"-notifier.url=http://{h('alertmanager')}:{p['alertmanager']}",
-        f"-remoteWrite.url={prometheus}",
-        f"-remoteRead.url={prometheus}",
-        f"-httpListenAddr={runtime.bind}:{p['vmalert']}",
+        f"-datasource.url={url('victorialogs')}",
+        f"-notifier.url={url('alertmanager')}",
+        f"-remoteWrite.url={url('prometheus')}",
+        f"-remoteRead.url={url('prometheus')}",
+        f"-httpListenAddr={runtime.bind}:{spec['ports']['vmalert']}",
         f"-evaluationInterval={spec['intervals']['evaluation']}",
         # Where its alerts' source links point: vmalert's own UI.
         f"-external.url={host_url(spec, runtime, 'vmalert')}",
@@ -185,6 +193,53 @@ def kubernetes_components(images: dict[str, str]) -> list[dict[str, Any]]:
             for c in kubernetes_order()]
 
 
+def container_args(spec: dict[str, Any]) -> dict[str, list[str]]:
+    """Each component's command line in its container (compose's ``command``, the chart's ``args``),
+    reading the configs where the registry mounts them."""
+    def config(name: str, source: str) -> str:
+        return component(name).mount_target(source)
+
+    return {
+        "otel-collector": [f"--config={config('otel-collector', 'otel-collector/config.yaml')}"],
+        "prometheus": prometheus_flags(spec, COMPOSE, config("prometheus", "prometheus/prometheus.yml"),
+                                       CONTAINER_DATA["prometheus"]),
+        "alertmanager": alertmanager_flags(spec, COMPOSE,
+                                           config("alertmanager", "alertmanager/alertmanager.yml"),
+                                           CONTAINER_DATA["alertmanager"]),
+        "victorialogs": victorialogs_flags(spec, COMPOSE, CONTAINER_DATA["victorialogs"]),
+        "vmalert": vmalert_flags(spec, COMPOSE, f"{config('vmalert', 'vmalert/rules')}/*.yml"),
+        "jaeger": [f"--config={config('jaeger', 'jaeger/config.yaml')}"],
+        "blackbox": [f"--config.file={config('blackbox', 'prometheus/blackbox.yml')}",
+                     f"--web.listen-address=:{spec['ports']['blackbox']}"],
+        "grafana": [],
+    }
+
+
+def grafana_environment(spec: dict[str, Any]) -> dict[str, str]:
+    """Grafana's settings from the spec, the same in compose and the chart (its admin password and
+    plugins are passed by each runtime its own way)."""
+    return {"GF_SECURITY_ADMIN_USER": spec["grafana"]["admin_user"],
+            "GF_ANALYTICS_REPORTING_ENABLED": "false",
+            "GF_ANALYTICS_CHECK_FOR_UPDATES": "false"}
+
+
+def container_workloads(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per container workload (each component, and the chart's node agents): its args and its
+    config mounts, what compose and ``kubernetes/stack.yaml`` both write."""
+    args = container_args(spec)
+    workloads = {c.name: {"args": args[c.name], "mounts": list(c.mounts)} for c in kubernetes_order()}
+    workloads[KUBERNETES_AGENT] = {"args": [f"--config={KUBERNETES_AGENT_MOUNTS[0].target}"],
+                                   "mounts": list(KUBERNETES_AGENT_MOUNTS)}
+    return workloads
+
+
+def component_scrape_targets(spec: dict[str, Any], runtime: Runtime) -> list[tuple[str, str]]:
+    """(job, host:port) of each component's own metrics that Prometheus scrapes: every one that
+    runs natively too (Grafana's UI is not scraped)."""
+    ports = spec["ports"]
+    return [(c.name, f"{runtime.host(c.key)}:{ports[c.metrics_port]}") for c in COMPONENTS if c.binary]
+
+
 def healthcheck_urls(spec: dict[str, Any]) -> dict[str, str]:
     """Each component's readiness URL from inside its own container (compose healthchecks)."""
     return {c.name: c.health_url(spec["ports"], "127.0.0.1") for c in COMPONENTS}
@@ -202,10 +257,13 @@ def context(spec: Spec, runtime: Runtime) -> dict[str, Any]:
         "hosts": {component: runtime.host(component) for component in CONTAINER_HOSTS},
         "images": images,
         "kubernetes_components": kubernetes_components(images),
+        "workloads": container_workloads(data),
+        "grafana_environment": grafana_environment(data),
         "healthcheck_urls": healthcheck_urls(data),
         "grafana_plugins": grafana_plugins(),
         "log_tenant": dict(zip(("account_id", "project_id"), log_tenant(data), strict=True)),
         "health_endpoints": health_endpoints(data, runtime),
+        "component_scrape_targets": component_scrape_targets(data, runtime),
         "secret_files": secret_files(data),
         "data_dir": runtime.data_dir,
         "config_dir": runtime.config_dir,
@@ -225,11 +283,11 @@ def templates(root: Path | None = None) -> dict[str, Path]:
     """Output path (relative to the environment's folder) → template path (relative to root)."""
     root = root or repo_root()
     found: dict[str, Path] = {}
-    for component in COMPONENT_DIRS:
-        base = root / component / "templates"
+    for folder in COMPONENT_DIRS:
+        base = root / folder / "templates"
         for template in sorted(base.rglob("*.j2")):
             relative = template.relative_to(base).with_suffix("")
-            out = Path(OUTPUT_DIRS.get(component, component)) / relative
+            out = Path(OUTPUT_DIRS.get(folder, folder)) / relative
             found[str(out)] = template.relative_to(root)
     return found
 

@@ -21,9 +21,10 @@ release runs per namespace and every resource is named after its component.
 {{- $text -}}
 {{- end }}
 
-{{/* The compose file of the environment, as a dict. */}}
-{{- define "theodore.compose" -}}
-{{- .Files.Get (printf "%s/compose.yaml" (include "theodore.envDir" .)) -}}
+{{/* One workload's args and config mounts from kubernetes/stack.yaml: (dict "root" $ "workload" "prometheus"). */}}
+{{- define "theodore.workload" -}}
+{{- $stack := fromYaml (include "theodore.stack" .root) -}}
+{{- toYaml (index $stack.workloads (index (fromYaml (include "theodore.workloads" .root)) .workload).stackKey) -}}
 {{- end }}
 
 {{/* Labels on every resource. Call with (dict "root" $ "component" "prometheus"). */}}
@@ -62,24 +63,18 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 {{- end }}
 
 {{/*
-Config mounts of a workload: the bind mounts of its compose service ("./<path>:<target>[:ro]"),
-plus Kubernetes-only ones, as a YAML list of {configMap, target, file, items: [{key, path}]}.
-Call with (dict "root" $ "service" "prometheus" "extra" (list "./prometheus/kubernetes:/etc/prometheus/kubernetes:ro")).
+Config mounts of a workload: its `mounts` in kubernetes/stack.yaml (a rendered file or folder and
+its container path, from the component registry), as a YAML list of
+{configMap, volume, target, file, base, items: [{key, path, source}]}.
+Call with (dict "root" $ "workload" "prometheus").
 */}}
 {{- define "theodore.configMounts" -}}
 {{- $root := .root -}}
 {{- $envDir := include "theodore.envDir" $root -}}
-{{- $volumes := list -}}
-{{- if .service -}}
-{{- $compose := fromYaml (include "theodore.compose" $root) -}}
-{{- $svc := index $compose.services .service -}}
-{{- $volumes = $svc.volumes | default list -}}
-{{- end -}}
+{{- $workload := fromYaml (include "theodore.workload" .) -}}
 {{- $mounts := list -}}
-{{- range $spec := concat $volumes (.extra | default list) -}}
-{{- if hasPrefix "./" $spec -}}
-{{- $parts := splitList ":" $spec -}}
-{{- $source := trimPrefix "./" (index $parts 0) -}}
+{{- range $mount := $workload.mounts -}}
+{{- $source := $mount.source -}}
 {{- $base := printf "%s/%s" $envDir $source -}}
 {{- $name := printf "config-%s" ($source | replace "/" "-" | replace "_" "-" | lower) | trunc 253 -}}
 {{- $items := list -}}
@@ -94,8 +89,7 @@ Call with (dict "root" $ "service" "prometheus" "extra" (list "./prometheus/kube
 {{- end -}}
 {{- end -}}
 {{- if $items -}}
-{{- $mounts = append $mounts (dict "configMap" $name "volume" (include "theodore.label" $name) "target" (index $parts 1) "file" $file "base" $base "items" $items) -}}
-{{- end -}}
+{{- $mounts = append $mounts (dict "configMap" $name "volume" (include "theodore.label" $name) "target" $mount.target "file" $file "base" $base "items" $items) -}}
 {{- end -}}
 {{- end -}}
 {{- toYaml $mounts -}}
@@ -153,11 +147,9 @@ and "-", at most 63 characters; a longer name keeps its first 54 and a hash of t
 {{- join "\n" $parts | sha256sum -}}
 {{- end }}
 
-{{/* The container args of a compose service (its `command`), as a YAML list. */}}
-{{- define "theodore.composeCommand" -}}
-{{- $compose := fromYaml (include "theodore.compose" .root) -}}
-{{- $svc := index $compose.services .service -}}
-{{- toYaml ($svc.command | default list) -}}
+{{/* The container args of a workload (kubernetes/stack.yaml), as a YAML list: (dict "root" $ "workload" "prometheus"). */}}
+{{- define "theodore.args" -}}
+{{- toYaml ((fromYaml (include "theodore.workload" .)).args | default list) -}}
 {{- end }}
 
 {{/* The restricted pod security context; call with (dict "uid" 65534). */}}
@@ -239,45 +231,36 @@ imagePullSecrets:
 {{- end }}
 
 {{/*
-Every workload: its compose service (whose bind mounts, command and environment it takes) and
-the Kubernetes-only files it mounts besides.
+Every workload of the chart, whether it is on, and its entry under `workloads` in kubernetes/stack.yaml.
 */}}
 {{- define "theodore.workloads" -}}
 otel-collector-agent:
-  service: ""
-  extra: ["./otel-collector/agent.yaml:/etc/otelcol/agent.yaml:ro"]
+  stackKey: otel-collector-agent
   enabled: {{ .Values.collector.agent.enabled }}
 otel-collector-gateway:
-  service: otel-collector
+  stackKey: otel-collector
   enabled: true
 prometheus:
-  service: prometheus
-  extra: ["./prometheus/kubernetes:/etc/prometheus/kubernetes:ro"]
+  stackKey: prometheus
   enabled: true
 alertmanager:
-  service: alertmanager
+  stackKey: alertmanager
   enabled: true
 victorialogs:
-  service: victorialogs
+  stackKey: victorialogs
   enabled: {{ not (include "theodore.victorialogsExternal" .) }}
 vmalert:
-  service: vmalert
+  stackKey: vmalert
   enabled: true
 jaeger:
-  service: jaeger
+  stackKey: jaeger
   enabled: true
 grafana:
-  service: grafana
+  stackKey: grafana
   enabled: {{ .Values.grafana.enabled }}
 blackbox:
-  service: blackbox
+  stackKey: blackbox
   enabled: {{ .Values.blackbox.enabled }}
-{{- end }}
-
-{{/* The mount dict of one workload: (dict "root" $ "workload" "prometheus"). */}}
-{{- define "theodore.mountArgs" -}}
-{{- $w := index (fromYaml (include "theodore.workloads" .root)) .workload -}}
-{{- toYaml (dict "service" $w.service "extra" ($w.extra | default list)) -}}
 {{- end }}
 
 {{/* The `data` volumeClaimTemplate of a StatefulSet: (dict "root" $ "component" "victorialogs" "size" "10Gi"). */}}
