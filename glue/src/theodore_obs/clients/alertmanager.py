@@ -18,10 +18,16 @@ LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 """A label name as ``amtool`` takes it on its command line (never an ``--option``)."""
 SILENCE_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 """Alertmanager's silence ids are UUIDs."""
+FINGERPRINT = re.compile(r"[0-9a-f]{16}")
+"""An alert's fingerprint as API v2 writes it: 16 lower-case hex digits."""
 
-ALERTS = arr(obj(labels=LABELS, status=obj(state=STR), optional={"annotations": LABELS}))
+ALERTS = arr(obj(labels=LABELS,
+                 status=obj(state=STR, optional={"silencedBy": arr(STR), "inhibitedBy": arr(STR)}),
+                 optional={"annotations": LABELS, "fingerprint": STR, "startsAt": STR, "endsAt": STR,
+                           "updatedAt": STR, "generatorURL": STR, "receivers": arr(obj(name=STR))}))
 SILENCES = arr(obj(id=STR, status=obj(state=STR), startsAt=STR, endsAt=STR, createdBy=STR, comment=STR,
-                   matchers=arr(obj(name=STR, value=STR, isRegex=BOOL))))
+                   matchers=arr(obj(name=STR, value=STR, isRegex=BOOL)),
+                   optional={"updatedAt": STR, "annotations": LABELS}))
 CREATED = obj(silenceID=STR)
 STATUS = obj(config=obj(original=STR))
 
@@ -50,6 +56,41 @@ def silence_id(text: str) -> str:
     return text
 
 
+def fingerprint(text: str) -> str:
+    """``text`` if it is an alert fingerprint (16 hex digits), else ``ValueError``."""
+    if not FINGERPRINT.fullmatch(text):
+        raise ValueError(f"fingerprint {text!r}: expected 16 hex digits like 3a1f09c2b4d5e6f7")
+    return text
+
+
+def matcher_text(matcher: dict[str, Any]) -> str:
+    """An API v2 matcher as amtool writes it: ``name=value``, ``name!=value``, ``name=~re``, ``name!~re``."""
+    op = ("=" if matcher.get("isEqual", True) else "!") + ("~" if matcher["isRegex"] else "")
+    return f"{matcher['name']}{'!=' if op == '!' else op}{matcher['value']}"
+
+
+def matches(matcher: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether ``labels`` satisfy one API v2 matcher (a missing label is the empty string, as in
+    Alertmanager)."""
+    value = labels.get(matcher["name"], "")
+    found = (re.fullmatch(matcher["value"], value) is not None if matcher["isRegex"]
+             else value == matcher["value"])
+    return found == matcher.get("isEqual", True)
+
+
+def silences_alert(silence: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether ``silence``'s matchers all match ``labels`` (whatever the silence's state)."""
+    try:
+        return all(matches(m, labels) for m in silence["matchers"])
+    except re.error:
+        return False
+
+
+def utc(moment: datetime) -> str:
+    """``moment`` as API v2 takes times: RFC 3339 in UTC."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 class Alertmanager(HttpBackend):
     name = "Alertmanager"
 
@@ -60,11 +101,24 @@ class Alertmanager(HttpBackend):
         return self.shaped(self.get("/api/v2/silences") or [], SILENCES)
 
     def create_silence(self, matchers: list[dict[str, Any]], duration: timedelta, comment: str,
-                       author: str) -> str:
+                       author: str, update: str | None = None,
+                       annotations: dict[str, str] | None = None) -> str:
+        """A new silence from now for ``duration`` (or silence ``update`` changed to that), with
+        ``annotations`` (Alertmanager 0.34 keeps them with the silence); its id."""
         now = datetime.now(UTC)
-        body = {"matchers": matchers, "startsAt": now.isoformat(), "endsAt": (now + duration).isoformat(),
-                "comment": comment, "createdBy": author}
+        body: dict[str, Any] = {"matchers": matchers, "startsAt": now.isoformat(),
+                                "endsAt": (now + duration).isoformat(), "comment": comment,
+                                "createdBy": author}
+        if annotations:
+            body["annotations"] = annotations
+        if update is not None:
+            body["id"] = silence_id(update)
         return self.shaped(self.post("/api/v2/silences", body), CREATED)["silenceID"]
+
+    def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        """Send alerts as a rule evaluator does (labels, annotations, startsAt, endsAt,
+        generatorURL); an ``endsAt`` in the past resolves the alert."""
+        self.post("/api/v2/alerts", alerts)
 
     def expire_silence(self, silence: str) -> None:
         self.delete(f"/api/v2/silence/{path_segment(silence_id(silence))}")

@@ -9,8 +9,10 @@ from typing import Any
 import click
 import yaml
 
-from ..clients.alertmanager import Alertmanager, label_name, parse_matcher, silence_id
+from ..clients.alertmanager import Alertmanager, label_name, matcher_text, parse_matcher, silence_id
 from ..clients.prometheus import Prometheus
+from ..clients.victorialogs import VictoriaLogs
+from ..spec import log_tenant
 from ._common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -24,6 +26,8 @@ from ._common import (
 )
 from ._inputs import TEXT, checked, duration
 from .alert_list import active_alerts
+from .incident import Selector, acknowledge, query_matcher, resolve
+from .incident_timeline import timeline
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
                       show_default=True)
@@ -32,7 +36,8 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), d
 @click.group(invoke_without_command=True)
 @click.pass_context
 def alerts(click_ctx: click.Context) -> None:
-    """Firing and pending alerts (the default), routing, silences."""
+    """Firing and pending alerts (the default), routing, silences, and the incident workflow:
+    ack, resolve, timeline."""
     if click_ctx.invoked_subcommand is None:
         # A context of its own parses no arguments, so `list`'s options still read their
         # environment variables (THEODORE_OBS_SPEC, THEODORE_OBS_*_URL) and run their checks.
@@ -118,19 +123,24 @@ def silence() -> None:
 
 
 def _silence_row(s: dict[str, Any]) -> dict[str, Any]:
-    matchers = [m["name"] + ("" if m.get("isEqual", True) else "!") + ("=~" if m["isRegex"] else "=")
-                + m["value"] for m in s["matchers"]]
+    matchers = [matcher_text(m) for m in s["matchers"]]
     return {"id": s["id"], "state": s["status"]["state"], "matchers": matchers, "starts_at": s["startsAt"],
             "ends_at": s["endsAt"], "created_by": s["createdBy"], "comment": s["comment"]}
 
 
+MATCHER_HELP = "NAME=VALUE, NAME!=VALUE, NAME=~RE or NAME!~RE (repeat for several)."
+AUTHOR = click.option("--author", type=TEXT, default=getpass.getuser, show_default="current user")
+ALERT = click.argument("alert", type=TEXT)
+ONLY = click.option("--matcher", "-m", "matchers", multiple=True, type=TEXT, callback=checked(query_matcher),
+                    help="Only the alerts whose labels also match: " + MATCHER_HELP)
+
+
 @silence.command("create")
 @click.option("--matcher", "-m", "matchers", multiple=True, required=True, type=TEXT,
-              callback=checked(parse_matcher),
-              help="NAME=VALUE, NAME!=VALUE, NAME=~RE or NAME!~RE (repeat for several).")
+              callback=checked(parse_matcher), help=MATCHER_HELP)
 @click.option("--duration", default="2h", show_default=True, callback=duration, help="How long: 30m, 2h, 1d.")
 @click.option("--comment", required=True, type=TEXT, help="Why (shown to everyone who sees the silence).")
-@click.option("--author", type=TEXT, default=getpass.getuser, show_default="current user")
+@AUTHOR
 @FORMAT
 @operator_command
 def create_silence(ctx: Context, matchers: tuple[dict[str, Any], ...], duration: str, comment: str,
@@ -169,3 +179,83 @@ def expire_silence(ctx: Context, silence: str) -> None:
     """End the silence SILENCE_ID (a UUID) now."""
     Alertmanager(ctx.backends.alertmanager).expire_silence(silence)
     click.echo(f"expired silence {silence}")
+
+
+@alerts.command()
+@ALERT
+@ONLY
+@click.option("--duration", default="1h", show_default=True, callback=duration,
+              help="How long notifications stay quiet: 30m, 2h.")
+@click.option("--comment", default="", type=TEXT, help="What you are doing about it.")
+@AUTHOR
+@FORMAT
+@operator_command
+def ack(ctx: Context, alert: str, matchers: tuple[dict[str, Any], ...], duration: str, comment: str,
+        author: str, fmt: str) -> None:
+    """Acknowledge ALERT (an alertname or a fingerprint): an ``ack:`` silence on each firing
+    alert it names, so its notifications stop repeating while you work on it."""
+    done = acknowledge(Alertmanager(ctx.backends.alertmanager), Selector(alert, matchers),
+                       timedelta(seconds=seconds(duration)), comment, author)
+    if fmt == "json":
+        emit({"acked": [{"labels": d.target.labels, "fingerprint": d.target.fingerprint,
+                         "silence_id": d.silence_id, "renewed": d.renewed} for d in done]}, "json")
+        return
+    for d in done:
+        click.echo(f"{'renewed ack' if d.renewed else 'acked'} {_described(d.target.labels)} for {duration} "
+                   f"as {author} (silence {d.silence_id})")
+
+
+@alerts.command("resolve")
+@ALERT
+@ONLY
+@FORMAT
+@operator_command
+def resolve_alert(ctx: Context, alert: str, matchers: tuple[dict[str, Any], ...], fmt: str) -> None:
+    """Resolve ALERT (an alertname or a fingerprint): end its acks and the alert itself, so
+    every receiver gets the resolved notification (PagerDuty closes the incident). Refused
+    while its rule still fires in Prometheus."""
+    done = resolve(Alertmanager(ctx.backends.alertmanager), Prometheus(ctx.backends.prometheus),
+                   Selector(alert, matchers))
+    if fmt == "json":
+        emit({"resolved": [{"labels": t.labels, "was": t.state} for t in done.resolved],
+              "expired_silences": done.expired, "notes": done.notes}, "json")
+        return
+    for t in done.resolved:
+        click.echo(f"resolved {_described(t.labels)} (was {t.state})")
+    if done.expired:
+        click.echo(f"ended ack silences: {', '.join(done.expired)}")
+    for note in done.notes:
+        click.echo(f"note: {note}")
+
+
+@alerts.command("timeline")
+@ALERT
+@ONLY
+@click.option("--since", default="24h", show_default=True, callback=duration,
+              help="How far back: 2h, 1d, 7d.")
+@FORMAT
+@operator_command
+def alert_timeline(ctx: Context, alert: str, matchers: tuple[dict[str, Any], ...], since: str,
+                   fmt: str) -> None:
+    """ALERT's incident in time order: when it fired, who was notified through which receiver,
+    acks and silences, resolution."""
+    logs = VictoriaLogs(ctx.backends.victorialogs, *log_tenant(ctx.spec))
+    story = timeline(Selector(alert, matchers), Alertmanager(ctx.backends.alertmanager),
+                     Prometheus(ctx.backends.prometheus), logs, seconds(since))
+    if fmt == "json":
+        emit({"alert": alert, "since": since, "events": [e.row() for e in story.events],
+              "pagerduty_dedup_keys": story.dedup_keys, "notes": story.notes}, "json")
+        return
+    table = make_table(f"Timeline of {alert} ({since})", ["time", "event", "detail", "source"])
+    for e in story.events:
+        table.add_row(e.row()["at"], e.event, e.detail, e.source)
+    console().print(table)
+    for receiver, key in story.dedup_keys.items():
+        click.echo(f"PagerDuty dedup_key ({receiver}): {key}")
+    for note in story.notes:
+        click.echo(f"note: {note}")
+
+
+def _described(labels: dict[str, str]) -> str:
+    rest = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "alertname")
+    return f"{labels.get('alertname', '?')}{{{rest}}}"
