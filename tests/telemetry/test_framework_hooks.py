@@ -17,31 +17,16 @@ from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from theodore_telemetry import CorrelationIdWSGIMiddleware, current_correlation_id
 from theodore_telemetry.correlation import (
     HEADER_ENV,
     SPAN_ATTRIBUTE,
-    CorrelationIdSpanProcessor,
 )
 from theodore_telemetry.distro import TheodoreDistro
 from theodore_telemetry.framework_hooks import flask_hooks, with_correlation_hooks
 
 HEADER = "X-Correlation-ID"
-
-
-@pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def provider(exporter: InMemorySpanExporter) -> TracerProvider:
-    provider = TracerProvider()
-    provider.add_span_processor(CorrelationIdSpanProcessor())
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return provider
 
 
 def _app(provider: TracerProvider, seen: list[dict[str, Any]], hooks: dict[str, Any] | None = None,
@@ -70,11 +55,6 @@ def _app(provider: TracerProvider, seen: list[dict[str, Any]], hooks: dict[str, 
         yield app
     finally:
         FlaskInstrumentor().uninstrument_app(app)
-
-
-@pytest.fixture
-def seen() -> list[dict[str, Any]]:
-    return []
 
 
 @pytest.fixture
@@ -206,7 +186,7 @@ def test_hooks_the_caller_passed_still_run(provider: TracerProvider, seen: list[
     assert calls == ["request mine", "response mine"]
 
 
-def test_the_distro_gives_flask_the_hooks_and_other_instrumentations_none() -> None:
+def test_the_distro_gives_the_web_frameworks_the_hooks_and_other_instrumentations_none() -> None:
     given: dict[str, dict[str, Any]] = {}
 
     class EntryPoint:
@@ -222,7 +202,10 @@ def test_the_distro_gives_flask_the_hooks_and_other_instrumentations_none() -> N
 
             return Instrumentor
 
-    for name in ("flask", "requests"):
+    for name in ("flask", "fastapi", "starlette", "requests"):
         TheodoreDistro().load_instrumentor(EntryPoint(name))
     assert callable(given["flask"]["request_hook"]) and callable(given["flask"]["response_hook"])
+    for asgi in ("fastapi", "starlette"):
+        assert {key for key in given[asgi] if key.endswith("_hook")} == {"server_request_hook",
+                                                                         "client_response_hook"}
     assert not {key for key in given["requests"] if key.endswith("_hook")}

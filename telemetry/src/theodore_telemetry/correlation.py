@@ -13,8 +13,9 @@ as if absent, and a UUID4 takes its place, so a client can't split a response he
 smuggle a secret or a forged line into the logs through it.
 
 The header's name is ``X-Correlation-ID`` unless ``THEODORE_CORRELATION_HEADER`` names another
-(or a middleware is given ``header=``). ``bind_request`` is what the ``theodore`` distro's
-framework hooks (``framework_hooks.py``) use to do all this with no middleware.
+(or a middleware is given ``header=``). ``bind_request`` (WSGI) and ``bind_in_context`` (ASGI,
+Celery) are what the ``theodore`` distro's framework hooks (``framework_hooks.py``) use to do
+all this with no middleware.
 """
 
 from __future__ import annotations
@@ -47,9 +48,14 @@ _log = logging.getLogger(__name__)
 _correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "theodore_correlation_id", default=None)
 
+_CONTEXT_KEY = otel_context.create_key("theodore.correlation_id")
+"""Where ``bind_in_context`` keeps the ID: in the OpenTelemetry context, beside the baggage."""
+
 
 def current_correlation_id() -> str | None:
-    return _correlation_id.get()
+    """The ID bound by a middleware, ``correlation_scope`` or ``bind_request`` (a context
+    variable), else the one ``bind_in_context`` put in the current OpenTelemetry context."""
+    return _correlation_id.get() or otel_context.get_value(_CONTEXT_KEY)  # type: ignore[return-value]
 
 
 def correlation_header() -> str:
@@ -141,13 +147,30 @@ def bind_request(span: trace.Span, incoming: object) -> RequestBinding:
     return RequestBinding(cid, cv_token, otel_token)
 
 
+def bind_in_context(span: trace.Span, incoming: object) -> str:
+    """Bind a request's (or task's) correlation ID, chosen as ``bind_request`` chooses it, by
+    attaching an OpenTelemetry context that holds it and its baggage entry; tag ``span``.
+
+    For instrumentations that activate their span with a context token they detach themselves
+    when the request ends (ASGI, Celery): that detach restores the context from before the
+    request, so this binding, attached on top, needs no undoing of its own and no hook after
+    the app. Nothing is attached when the same ID is already current."""
+    cid = current_correlation_id() or accepted_id(incoming) or accepted_id(baggage.get_baggage(BAGGAGE_KEY)) \
+        or str(uuid.uuid4())
+    if otel_context.get_value(_CONTEXT_KEY) != cid or baggage.get_baggage(BAGGAGE_KEY) != cid:
+        otel_context.attach(otel_context.set_value(_CONTEXT_KEY, cid, baggage.set_baggage(BAGGAGE_KEY, cid)))
+    if span.is_recording():
+        span.set_attribute(SPAN_ATTRIBUTE, cid)
+    return cid
+
+
 class CorrelationIdSpanProcessor(SpanProcessor):
     """Tags every span started under a correlation ID with it, including the server span a
     framework instrumentation opens inside the middleware (the ``theodore`` configurator adds it).
     """
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
-        correlation_id = _correlation_id.get()
+        correlation_id = _correlation_id.get() or otel_context.get_value(_CONTEXT_KEY, parent_context)
         if correlation_id:
             span.set_attribute(SPAN_ATTRIBUTE, correlation_id)
 

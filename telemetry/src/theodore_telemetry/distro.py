@@ -12,9 +12,15 @@ metrics repeat what the collector derives from the same spans (``traces_span_met
 AI cost processor's series), and each point costs the request 25 to 40 µs here.
 ``THEODORE_INSTRUMENTATION_METRICS=true`` gives them the SDK's meter provider back.
 
-The web-framework instrumentations (Flask) also get request and response hooks
-(``framework_hooks.py``) that read, bind, propagate and echo the request's correlation ID, as
-``CorrelationIdWSGIMiddleware`` does, without the app wrapping itself in it.
+The web-framework instrumentations (Flask, FastAPI, Starlette) also get request and response
+hooks (``framework_hooks.py``) that read, bind, propagate and echo the request's correlation ID,
+as the correlation middlewares do, without the app wrapping itself in one; Celery tasks bind
+the ID their message carried, and a Celery pool process flushes its telemetry before it ends.
+
+Pre-fork servers (gunicorn, Celery's prefork pool) fork after this runs: the SDK's providers
+give each child its own ``service.instance.id`` and restart their export threads, and the
+log queue (``log_export``) starts empty in the child. uvicorn's ``--workers`` start fresh
+interpreters, which ``opentelemetry-instrument``'s environment configures again.
 
 An app counting with ``prometheus_client`` has its default registry exported with its other
 metrics (``prometheus_bridge.py``) unless ``THEODORE_PROMETHEUS_BRIDGE=false``.
@@ -32,7 +38,7 @@ from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 
 from .ai_cost import processor_from_env
 from .correlation import CorrelationIdSpanProcessor
-from .framework_hooks import with_correlation_hooks
+from .framework_hooks import after_instrument, with_correlation_hooks
 from .logs import configure_logging
 from .otlp_encoding import use_fast_encoding
 from .prometheus_bridge import bridge_default_registry
@@ -94,6 +100,7 @@ class TheodoreDistro(BaseDistro):
             kwargs.setdefault("meter_provider", NoOpMeterProvider())
         kwargs = with_correlation_hooks(entry_point.name, kwargs)
         super().load_instrumentor(entry_point, **kwargs)
+        after_instrument(entry_point.name)
 
 
 class TheodoreConfigurator(_OTelSDKConfigurator):

@@ -19,6 +19,23 @@ exiting the activation, then detaching the extracted context. The request hook b
 response hook (at ``start_response``, or Flask's ``got_request_exception`` when an exception
 goes through to the server) appends the header and wraps the activation so that the binding
 is undone right after it exits.
+
+ASGI (FastAPI, Starlette: ``OpenTelemetryMiddleware`` 0.66b1) calls ``server_request_hook(span,
+scope)`` inside the server span's activation, and ``client_response_hook(span, scope, message)``
+before each message the app sends. The request hook binds with ``bind_in_context``: the
+activation's own detach, when the request ends, restores the context from before the request
+and so undoes the binding too. The response hook echoes the header on ``http.response.start``
+(replacing one the app's own middleware set: same ID) and passes every other message, a
+streamed body's chunks and websocket frames, as it is.
+
+Celery (``opentelemetry-instrumentation-celery``) has no hooks: ``celery_after_instrument``
+connects a ``task_prerun`` receiver after the instrumentation's own, which binds the ID the task
+message carried in its baggage (the instrumentation propagates it with the trace) while the task
+span is active; the instrumentation's ``task_postrun`` detach undoes it. A pool process flushes
+its telemetry at ``worker_process_shutdown``: Celery's prefork pool ends its processes with
+``os._exit``, which skips the SDK's exit handlers. And a ``setup_logging`` receiver keeps the
+worker's logging as the configurator set it up (JSON lines, shipped over OTLP): Celery
+replaces the root logger's handlers unless some receiver of that signal does the setup.
 """
 
 from __future__ import annotations
@@ -28,12 +45,22 @@ from typing import Any
 
 from opentelemetry import trace
 
-from .correlation import RequestBinding, accepted_id, bind_request, correlation_header, wsgi_environ_key
+from .correlation import (
+    RequestBinding,
+    accepted_id,
+    bind_in_context,
+    bind_request,
+    correlation_header,
+    wsgi_environ_key,
+)
 
 Hook = Callable[..., None]
 
 _BINDING_KEY = "theodore.correlation_binding"
 """Where the Flask hooks keep the request's ``RequestBinding`` in the WSGI environ."""
+
+_SCOPE_KEY = "theodore.correlation_id"
+"""Where the ASGI hooks keep the request's correlation ID in the ASGI scope."""
 
 
 class _UnbindAfterExit:
@@ -98,6 +125,50 @@ def flask_hooks() -> dict[str, Hook]:
     return {"request_hook": request_hook, "response_hook": response_hook}
 
 
+def asgi_hooks() -> dict[str, Hook]:
+    """``server_request_hook`` and ``client_response_hook`` for the FastAPI and Starlette
+    instrumentations (``OpenTelemetryMiddleware``)."""
+    raw_header = correlation_header().lower().encode("latin-1")
+
+    def server_request_hook(span: trace.Span, scope: dict[str, Any]) -> None:
+        headers = scope.get("headers") or ()
+        incoming = next((value for key, value in headers if key.lower() == raw_header), None)
+        scope[_SCOPE_KEY] = bind_in_context(span, incoming)
+
+    def client_response_hook(span: trace.Span, scope: dict[str, Any], message: dict[str, Any]) -> None:
+        if message.get("type") != "http.response.start" or _SCOPE_KEY not in scope:
+            return
+        kept = [(k, v) for k, v in message.get("headers") or () if k.lower() != raw_header]
+        message["headers"] = [*kept, (raw_header, scope[_SCOPE_KEY].encode("latin-1"))]
+
+    return {"server_request_hook": server_request_hook, "client_response_hook": client_response_hook}
+
+
+def _celery_bind_task(**_: Any) -> None:
+    bind_in_context(trace.get_current_span(), None)
+
+
+def _celery_flush_pool_process(**_: Any) -> None:
+    from .lifecycle import flush_telemetry  # noqa: PLC0415
+
+    flush_telemetry()
+
+
+def _celery_keep_logging(**_: Any) -> None:
+    """Logging is already set up (``logs.configure_logging``): Celery leaves it alone."""
+
+
+def celery_after_instrument() -> None:
+    """Connect the correlation binding (after the instrumentation's ``task_prerun``), the
+    pool process's flush at exit and the logging setup Celery leaves alone."""
+    from celery import signals  # noqa: PLC0415
+
+    signals.setup_logging.connect(_celery_keep_logging, weak=False, dispatch_uid="theodore.logging")
+    signals.task_prerun.connect(_celery_bind_task, weak=False, dispatch_uid="theodore.correlation")
+    signals.worker_process_shutdown.connect(_celery_flush_pool_process, weak=False,
+                                            dispatch_uid="theodore.flush")
+
+
 def _chained(ours: Hook, theirs: Hook | None) -> Hook:
     """``ours``, then the hook the caller passed (if any), with the same arguments."""
     if theirs is None:
@@ -110,8 +181,12 @@ def _chained(ours: Hook, theirs: Hook | None) -> Hook:
     return both
 
 
-FRAMEWORK_HOOKS: dict[str, Callable[[], dict[str, Hook]]] = {"flask": flask_hooks}
+FRAMEWORK_HOOKS: dict[str, Callable[[], dict[str, Hook]]] = {
+    "flask": flask_hooks, "fastapi": asgi_hooks, "starlette": asgi_hooks}
 """Instrumentation entry-point name → the correlation hooks for its ``instrument`` call."""
+
+AFTER_INSTRUMENT: dict[str, Callable[[], None]] = {"celery": celery_after_instrument}
+"""Instrumentation entry-point name → what to connect once it is instrumented (no hooks)."""
 
 
 def with_correlation_hooks(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -122,3 +197,10 @@ def with_correlation_hooks(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         return kwargs
     hooks = make()
     return {**kwargs, **{key: _chained(hook, kwargs.get(key)) for key, hook in hooks.items()}}
+
+
+def after_instrument(name: str) -> None:
+    """What instrumentation ``name`` needs from us once it has instrumented (Celery's signals)."""
+    connect = AFTER_INSTRUMENT.get(name)
+    if connect is not None:
+        connect()

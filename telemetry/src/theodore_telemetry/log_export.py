@@ -7,6 +7,10 @@ records a batch at a time. The SDK's own batch processor and exporter then do as
 (``OTEL_*``). Lines that find the queue full are counted and dropped rather than blocking
 the application. The queue is drained at exit: the drain is registered with ``atexit`` on the
 first line, after the SDK's providers registered their shutdown, so it runs before them.
+
+A forked child (a gunicorn worker, a Celery pool process) starts with an empty queue, a fresh
+lock and wake event (the parent's export thread may have held them at the fork) and its own
+export thread on its first line; the lines still queued in the parent are the parent's to send.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import functools
 import logging
 import os
 import threading
+import weakref
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -70,6 +75,8 @@ class DeferredLogExport:
         self._worker: threading.Thread | None = None
         self._pid = 0
         self._drain_at_exit = False
+        after_fork = weakref.WeakMethod(self._after_fork_in_child)
+        os.register_at_fork(after_in_child=lambda: (method := after_fork()) and method())
 
     def submit(self, logger_name: str, levelno: int, line: str,
                attributes: dict[str, str] | None, timestamp_ns: int) -> None:
@@ -90,6 +97,14 @@ class DeferredLogExport:
             queue = self._queue
             while queue:
                 emit_now(*queue.popleft())
+
+    def _after_fork_in_child(self) -> None:
+        """Forget the parent's lines, lock, event and thread; the first line starts ours."""
+        self._queue = collections.deque()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._worker = None
+        self._pid = 0
 
     def _start(self) -> None:
         """Start the export thread in this process (again after a fork: threads do not survive it)."""
