@@ -41,8 +41,11 @@ lint: deps ## ruff over the packages, the benchmarks and the tests
 check-drift: deps ## Fail if rendered/ differs from what stack.yaml and the templates give
 	$(VENV)/bin/pytest -q tests/test_render.py -k drift
 
-test: deps tools lint ## Lint, then every test (real tools, native stack on 127.0.0.1)
-	$(VENV)/bin/pytest -q -rfEs tests
+# Test modules run on TEST_WORKERS processes, each module whole on one (its own ports, its own stack).
+TEST_WORKERS ?= 2
+
+test: deps tools lint ## Lint, then every test (real tools, native stacks on 127.0.0.1)
+	$(VENV)/bin/pytest -q -rfEs --durations=15 -n $(TEST_WORKERS) --dist loadfile tests
 
 up: deps ## Start the stack: compose with a Docker engine, else the native runtime
 	@if docker info >/dev/null 2>&1; then \
