@@ -2,7 +2,7 @@
 
 One stack for the module (ports shifted by PORT_OFFSET, alert receivers local, the collector's
 queue directory on a small tmpfs so its disk can be filled). Each drill streams uniquely
-numbered spans, log lines and metric samples through the collector (tests/support/load.py),
+numbered spans, log lines and metric samples through the collector (bench/src/theodore_bench/numbered.py),
 injects its fault, then reads every number back from Jaeger, VictoriaLogs and Prometheus:
 nothing the collector acknowledged may be missing; duplicates (a request resent after the
 collector had taken it) are counted and printed. Where a self-monitoring alert matches the
@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 import yaml
+from theodore_bench import numbered as load
 from theodore_bench.drill import drill_env, drill_spec
 from theodore_obs.collector_context import storage_directory
 from theodore_obs.native import State, process_info
@@ -35,7 +36,6 @@ from theodore_obs.testing import Receivers
 from theodore_obs.timing import duration_seconds, wait_until
 
 from tests.conftest import load_stack, run_cli
-from tests.support import load
 
 PORT_OFFSET = 17200
 QUEUE_TMPFS_MIB = 64
