@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from .integrations import integration_context
 from .spec import Spec, SpecError
 from .timing import duration_seconds
 
@@ -31,6 +32,8 @@ STORAGE_SUBDIR = "file_storage"
 
 
 class _Runtime(Protocol):
+    secrets_dir: str
+
     def data_dir(self, component: str) -> str: ...
 
 
@@ -67,7 +70,8 @@ def _check(spec: Spec) -> None:
 
 
 def collector_context(spec: Spec, runtime: _Runtime) -> dict[str, Any]:
-    """The ``collector_*`` template values of one environment and runtime (checked first)."""
+    """The ``collector_*`` template values of one environment and runtime (checked first), and
+    the ``integration_*`` ones of its outbound integrations (``integrations.py``)."""
     _check(spec)
     c = spec.data["collector"]
     retry = c["retry"]
@@ -82,4 +86,5 @@ def collector_context(spec: Spec, runtime: _Runtime) -> dict[str, Any]:
         "collector_queue_size": c["queue_size"],
         "collector_batch_timeout": go_duration(c["batch_timeout"]),
         "collector_batch_size": c["batch_size"],
+        **integration_context(spec, runtime),
     }
