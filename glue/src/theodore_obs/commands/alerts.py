@@ -61,7 +61,8 @@ def list_alerts(ctx: Context, state: str, fmt: str) -> None:
     table = make_table(f"Alerts ({len(found)})", ["alert", "state", "severity", "since", "labels", "summary"])
     for a in found:
         labels = ", ".join(f"{k}={v}" for k, v in a["labels"].items() if k not in ("alertname", "severity"))
-        table.add_row(a["name"], a["state"], a["severity"] or "-", a["since"] or "-", labels,
+        state = f"{a['state']} (acked by {a['acked_by']})" if a["acked_by"] else a["state"]
+        table.add_row(a["name"], state, a["severity"] or "-", a["since"] or "-", labels,
                       a["summary"] or "")
     console().print(table)
 
@@ -208,14 +209,17 @@ def ack(ctx: Context, alert: str, matchers: tuple[dict[str, Any], ...], duration
 @alerts.command("resolve")
 @ALERT
 @ONLY
+@click.option("--comment", default="", type=TEXT, help="What fixed it (in the resolved notification).")
+@AUTHOR
 @FORMAT
 @operator_command
-def resolve_alert(ctx: Context, alert: str, matchers: tuple[dict[str, Any], ...], fmt: str) -> None:
+def resolve_alert(ctx: Context, alert: str, matchers: tuple[dict[str, Any], ...], comment: str, author: str,
+                  fmt: str) -> None:
     """Resolve ALERT (an alertname or a fingerprint): end its acks and the alert itself, so
     every receiver gets the resolved notification (PagerDuty closes the incident). Refused
     while its rule still fires in Prometheus."""
     done = resolve(Alertmanager(ctx.backends.alertmanager), Prometheus(ctx.backends.prometheus),
-                   Selector(alert, matchers))
+                   Selector(alert, matchers), author, comment)
     if fmt == "json":
         emit({"resolved": [{"labels": t.labels, "was": t.state} for t in done.resolved],
               "expired_silences": done.expired, "notes": done.notes}, "json")

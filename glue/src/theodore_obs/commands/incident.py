@@ -111,10 +111,10 @@ class Target:
                    generator_url=kept.pop("generator_url", None), annotations=kept,
                    state="resolved at its source")
 
-    def resolved(self, now: datetime) -> dict[str, Any]:
-        """The alert as posted to end it now."""
-        alert: dict[str, Any] = {"labels": self.labels, "annotations": self.annotations,
-                                 "endsAt": utc(now)}
+    def resolved(self, now: datetime, author: str, note: str) -> dict[str, Any]:
+        """The alert as posted to end it now, signed (annotations ``resolved_by``, ``resolution``)."""
+        signed = {**self.annotations, "resolved_by": author, **({"resolution": note} if note else {})}
+        alert: dict[str, Any] = {"labels": self.labels, "annotations": signed, "endsAt": utc(now)}
         if self.starts_at:
             alert["startsAt"] = self.starts_at
         if self.generator_url:
@@ -220,7 +220,8 @@ def _still_firing(target: Target, firing: list[dict[str, str]]) -> bool:
     return any(labels and all(target.labels.get(k) == v for k, v in labels.items()) for labels in firing)
 
 
-def resolve(alertmanager: Alertmanager, prometheus: Prometheus, selector: Selector) -> ResolveResult:
+def resolve(alertmanager: Alertmanager, prometheus: Prometheus, selector: Selector, author: str,
+            note: str = "") -> ResolveResult:
     """End every alert ``selector`` names (see the module docstring); exit 2 when none is
     known, exit 1 when Prometheus still fires one."""
     silences = alertmanager.silences()
@@ -245,5 +246,5 @@ def resolve(alertmanager: Alertmanager, prometheus: Prometheus, selector: Select
                   and silences_alert(s, target.labels)]
         notes += [f"silence {s['id']} ({s['comment']}, by {s['createdBy']}) still mutes {target.name}: "
                   "Alertmanager drops its resolved notification while it does" for s in others]
-    alertmanager.post_alerts([t.resolved(datetime.now(UTC)) for t in targets])
+    alertmanager.post_alerts([t.resolved(datetime.now(UTC), author, note) for t in targets])
     return ResolveResult(targets, expired, notes)

@@ -17,7 +17,7 @@ import json
 import math
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -111,7 +111,18 @@ def _alertmanager_now(story: Story, alertmanager: Alertmanager) -> None:
             story.events.append(Event(unix(a["startsAt"]), "alertmanager", "firing since", detail))
 
 
-def _notification(story: Story, data: dict[str, Any], at: float) -> None:
+def _resolved_by(story: Story, details: dict[str, Any], seen: set[str]) -> None:
+    """``alerts resolve`` signs the alert it ends (annotations ``resolved_by``, ``resolution``)."""
+    notes = _labels(details.get("annotations"))
+    key = f"resolved/{details.get('fingerprint')}/{details.get('endsAt')}"
+    if notes.get("resolved_by") and key not in seen and details.get("endsAt"):
+        seen.add(key)
+        story.events.append(Event(unix(details["endsAt"]), "alertmanager events",
+                                  f"resolved by {notes['resolved_by']}",
+                                  notes.get("resolution") or "theodore-obs alerts resolve"))
+
+
+def _notification(story: Story, data: dict[str, Any], at: float, seen: set[str]) -> None:
     alerts = data.get("alerts", "[]")
     try:
         alerts = json.loads(alerts) if isinstance(alerts, str) else alerts
@@ -121,6 +132,8 @@ def _notification(story: Story, data: dict[str, Any], at: float) -> None:
                                              _hex((a.get("details") or {}).get("fingerprint")))]
     if not mine:
         return
+    for a in mine:
+        _resolved_by(story, a.get("details") or {}, seen)
     reason = str(data.get("reason", "")).removeprefix("NOTIFY_REASON_")
     receiver, integration = data.get("groupInfo.receiverName", "?"), data.get("integration.name", "?")
     key = data.get("groupInfo.groupId", "")
@@ -145,28 +158,39 @@ ALERT_OF = {"alertCreated": "alert.", "alertGrouped": "alert.details.", "alertRe
 
 def _described(kind: str, data: dict[str, Any]) -> tuple[str, str]:
     receiver, silence = data.get("groupInfo.receiverName", "?"), data.get("silence.id")
-    return {"alertCreated": ("received", f"fingerprint {_hex(data.get('alert.fingerprint'))}"),
+    return {"alertCreated": ("received", f"starts {data.get('alert.startsAt')}, fingerprint "
+                             f"{_hex(data.get('alert.fingerprint'))}"),
             "alertGrouped": (f"grouped for {receiver}", f"group {data.get('groupInfo.groupKey', '')}"),
             "alertResolved": ("resolved in Alertmanager", f"left the group of {receiver}"),
             "silenceMutedAlert": ("muted", f"by silence {silence} ({data.get('silence.comment', '')})"),
             }[kind]
 
 
-def _event(story: Story, record: dict[str, str], muted: set[str]) -> None:
+def _once(kind: str, data: dict[str, Any], fingerprint: str | None) -> str:
+    """A key for events told once: each silence muting an alert, each grouping until the alert
+    leaves its group."""
+    if kind == "silenceMutedAlert":
+        return f"muted/{data.get('silence.id')}/{fingerprint}"
+    return f"grouped/{data.get('groupInfo.groupKey')}/{fingerprint}" if kind == "alertGrouped" else ""
+
+
+def _event(story: Story, record: dict[str, str], seen: set[str]) -> None:
     at = time_ns(record["_time"]) / 1e9
     if (data := _fields(record, "notification")):
-        _notification(story, data, at)
+        _notification(story, data, at, seen)
         return
     for kind, where in ALERT_OF.items():
         if not (data := _fields(record, kind)):
             continue
-        muting = kind == "silenceMutedAlert"
-        once = f"{data.get('silence.id')}/{data.get('mutedAlert.fingerprint')}" if muting else ""
-        if once in muted or not story.wants(_labels(data.get(f"{where}labels.labels")),
-                                            _hex(data.get(f"{where}fingerprint"))):
+        fingerprint = data.get(f"{where}fingerprint")
+        once = _once(kind, data, fingerprint)
+        if once in seen or not story.wants(_labels(data.get(f"{where}labels.labels")), _hex(fingerprint)):
             return
-        if once:
-            muted.add(once)
+        if kind == "alertResolved":
+            seen.difference_update({s for s in seen if s.startswith("grouped/")
+                                    and s.endswith(f"/{fingerprint}")})
+        elif once:
+            seen.add(once)
         story.events.append(Event(at, "alertmanager events", *_described(kind, data)))
         return
 
@@ -197,9 +221,9 @@ def _recorded(story: Story, logs: VictoriaLogs, since: float) -> None:
         story.notes.append("no Alertmanager event records in the log store for this window (Alertmanager "
                            "records them with --enable-feature=event-recorder): who was notified is not "
                            "shown")
-    muted: set[str] = set()
+    seen: set[str] = set()
     for record in records:
-        _event(story, record, muted)
+        _event(story, record, seen)
 
 
 def _rule_history(story: Story, prometheus: Prometheus, since: float, now: float) -> None:
@@ -238,8 +262,9 @@ def _silences(story: Story, alertmanager: Alertmanager) -> None:
                 or (own is not None and story.selector.wants(own))):
             continue
         kind = "acked" if is_ack(s) else "silenced"
+        until = "" if s["status"]["state"] == "expired" else f", until {s['endsAt']}"
         story.events.append(Event(unix(s["startsAt"]), "alertmanager", f"{kind} by {s['createdBy']}",
-                                  f"{s['comment']} (silence {s['id']}, until {s['endsAt']})"))
+                                  f"{s['comment']} (silence {s['id']}{until})"))
         if s["status"]["state"] == "expired":
             ended = "ack ended" if is_ack(s) else "silence ended"
             story.events.append(Event(unix(s["endsAt"]), "alertmanager", ended, f"silence {s['id']} expired"))
@@ -259,4 +284,20 @@ def timeline(selector: Selector, alertmanager: Alertmanager, prometheus: Prometh
     if not story.label_sets:
         selector.unknown("in Alertmanager, its event records or Prometheus's rule history of this window")
     story.events.sort(key=lambda e: e.at)
+    story.events = _dropped_resolves(story.events)
     return story
+
+
+def _dropped_resolves(events: list[Event]) -> list[Event]:
+    """Mark an alert that left its group muted: its resolved notification was never sent."""
+    marked: list[Event] = []
+    muted_at = None
+    for e in events:
+        if e.event == "muted":
+            muted_at = e.at
+        elif e.event.startswith("notified "):
+            muted_at = None
+        dropped = e.event == "resolved in Alertmanager" and muted_at is not None and e.at - muted_at < 1
+        marked.append(replace(e, detail=f"{e.detail}; its resolve was not sent (muted): "
+                              "`theodore-obs alerts resolve` sends it") if dropped else e)
+    return marked
