@@ -43,6 +43,12 @@ __all__ = ["IntegrationReceivers", "Received", "Route", "bulk_problems", "hec_pr
 
 HEX = re.compile(r"[0-9a-f]+")
 
+PASSED_BACK = ("Content-Type", "X-Elastic-Product")
+"""Headers of an upstream's answer passed back (Elasticsearch clients require the product one)."""
+
+Answer = tuple[int, dict[str, str], bytes]
+"""Status, headers and body of an answer."""
+
 
 @dataclass(frozen=True)
 class Received:
@@ -189,6 +195,21 @@ def otlp_problems(path: str, body: bytes) -> list[str]:
     return [] if resources else ["no resource data"]
 
 
+def _passed_back(headers: Any) -> dict[str, str]:
+    return {name: headers[name] for name in PASSED_BACK if headers.get(name)}
+
+
+def _same_credential(header: str, got: str | None, expected: str | None) -> bool:
+    """Whether a credential header matches; an ``Authorization`` scheme in any case (RFC 9110:
+    Elasticsearch takes ``APIKey`` and ``ApiKey`` alike)."""
+    if got is None or expected is None:
+        return False
+    if header.lower() != "authorization":
+        return got == expected
+    (scheme, _, token), (want_scheme, _, want_token) = got.partition(" "), expected.partition(" ")
+    return scheme.lower() == want_scheme.lower() and token == want_token
+
+
 class IntegrationReceivers:
     """The local services, one :class:`Route` per integration; a context manager."""
 
@@ -232,18 +253,20 @@ class IntegrationReceivers:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _refuse(self, route: str, status: int, why: str) -> tuple[int, str, bytes]:
+    def _refuse(self, route: str, status: int, why: str) -> Answer:
         with self._lock:
             self.refused.append((route, status, why))
-        return status, "application/json", json.dumps({"error": why}).encode()
+        return status, {"Content-Type": "application/json"}, json.dumps({"error": why}).encode()
 
     @staticmethod
     def _problem(route: Route, method: str, rest: str, headers: dict[str, str]) -> tuple[int, str] | None:
         """The status and reason the service would refuse this request with, before its body."""
         if method != "POST" or rest.partition("?")[0] not in route.paths:
             return 404, f"{method} {rest}: not an accepted path"
-        if route.auth_header and headers.get(route.auth_header.lower()) != route.auth_value:
-            return 401, f"{route.auth_header}: missing or wrong"
+        got = headers.get((route.auth_header or "").lower())
+        if route.auth_header and not _same_credential(route.auth_header, got, route.auth_value):
+            shown = f"{got.split()[0]!r}…, {len(got)} characters" if got else "none"
+            return 401, f"{route.auth_header}: missing or wrong (got {shown})"
         wrong = [k for k, v in route.required_headers.items() if headers.get(k.lower()) != v]
         if wrong:
             return 400, f"headers {wrong} missing or wrong"
@@ -252,11 +275,11 @@ class IntegrationReceivers:
             return 415, f"content-type {content_type!r}"
         return None
 
-    def _accept(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, str, bytes]:
+    def _accept(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Answer:
         name, _, rest = path.lstrip("/").partition("/")
         route, rest = self.routes.get(name), "/" + rest
         if route is None:
-            return 404, "text/plain", b"no such integration"
+            return 404, {"Content-Type": "text/plain"}, b"no such integration"
         refusal = self._problem(route, method, rest, headers)
         if refusal:
             return self._refuse(name, *refusal)
@@ -266,10 +289,13 @@ class IntegrationReceivers:
             return self._refuse(name, 400, "; ".join(problems[:5]))
         with self._lock:
             self.received.append(Received(name, rest, headers, body))
-        return self._forward(route, rest, headers, raw) if route.upstream else route.answer
+        if route.upstream:
+            return self._forward(route, rest, headers, raw)
+        status, content_type, answer = route.answer
+        return status, {"Content-Type": content_type}, answer
 
     @staticmethod
-    def _forward(route: Route, rest: str, headers: dict[str, str], raw: bytes) -> tuple[int, str, bytes]:
+    def _forward(route: Route, rest: str, headers: dict[str, str], raw: bytes) -> Answer:
         """Pass an accepted request on to the real server (http only: a test's loopback one)."""
         query = rest.partition("?")[2]
         url = f"{route.upstream}{route.upstream_path}{'?' + query if query else ''}"
@@ -280,9 +306,11 @@ class IntegrationReceivers:
                                          headers={**passed, **route.upstream_headers})
         try:
             with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 (http only, above)
-                return answer.status, answer.headers.get("Content-Type", ""), answer.read()
+                return answer.status, _passed_back(answer.headers), answer.read()
         except urllib.error.HTTPError as exc:
-            return exc.code, exc.headers.get("Content-Type", ""), exc.read()
+            return exc.code, _passed_back(exc.headers), exc.read()
+        except OSError as exc:  # the upstream is down: a gateway's answer, retryable
+            return 502, {"Content-Type": "text/plain"}, f"upstream: {exc}".encode()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         receivers = self
@@ -301,9 +329,10 @@ class IntegrationReceivers:
             def _answer(self) -> None:
                 raw = self._body()
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                status, content_type, body = receivers._accept(self.command, self.path, headers, raw)
+                status, answer_headers, body = receivers._accept(self.command, self.path, headers, raw)
                 self.send_response(status)
-                self.send_header("Content-Type", content_type)
+                for name, value in answer_headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
