@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..tools import ToolError, binary_path
 from ._http import HttpBackend, path_segment
 from .shapes import BOOL, LABELS, STR, arr, obj
@@ -91,6 +93,19 @@ def utc(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def routing_only(config_text: str) -> str:
+    """The config without its ``event_recorder``: the running Alertmanager shows that section's
+    URL masked (``<secret>``), which amtool refuses, and routing does not read it."""
+    try:
+        config = yaml.safe_load(config_text)
+    except yaml.YAMLError:
+        return config_text
+    if not isinstance(config, dict) or "event_recorder" not in config:
+        return config_text
+    config.pop("event_recorder")
+    return yaml.safe_dump(config, sort_keys=False)
+
+
 class Alertmanager(HttpBackend):
     name = "Alertmanager"
 
@@ -130,7 +145,7 @@ class Alertmanager(HttpBackend):
     def receivers_for(self, labels: dict[str, str], config_text: str | None = None) -> list[str]:
         """Receivers the running configuration (or ``config_text``) routes ``labels`` to, as
         ``amtool`` computes it."""
-        config_text = self.config() if config_text is None else config_text
+        config_text = routing_only(self.config() if config_text is None else config_text)
         try:
             amtool = binary_path("amtool")
         except ToolError as exc:
