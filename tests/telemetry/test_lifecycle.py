@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -103,3 +105,46 @@ def test_flush_telemetry_exports_what_the_providers_hold(monkeypatch: pytest.Mon
     assert [span.name for span in spans.get_finished_spans()] == ["held"]
     assert "last words" in [r.log_record.body for r in exported.get_finished_logs()]
     provider.shutdown()
+
+
+def _sigterm_child(prepare: Callable[[int], None]) -> tuple[int, bytes]:
+    """A forked child that runs ``prepare(write_fd)`` then sends itself SIGTERM; the signal that
+    ended it (0 if it exited) and what it wrote."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            prepare(write)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        finally:
+            os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    written = os.read(read, 100)
+    os.close(read)
+    return (os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0), written
+
+
+def test_sigterm_with_its_default_action_flushes_first_then_still_ends_the_process() -> None:
+    def prepare(write: int) -> None:
+        lifecycle.flush_telemetry = lambda: os.write(write, b"flushed")  # type: ignore[assignment]
+        assert lifecycle.flush_before_sigterm()
+
+    assert _sigterm_child(prepare) == (signal.SIGTERM, b"flushed")
+
+
+def test_a_sigterm_handler_of_the_app_is_left_alone_and_the_switch_turns_it_off() -> None:
+    def handled(write: int) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: os.write(write, b"app's own"))
+        assert not lifecycle.flush_before_sigterm()
+
+    assert _sigterm_child(handled) == (0, b"app's own")
+
+    def switched_off(write: int) -> None:
+        os.environ[lifecycle.FLUSH_ON_SIGTERM_ENV] = "false"
+        lifecycle.flush_telemetry = lambda: os.write(write, b"flushed")  # type: ignore[assignment]
+        assert not lifecycle.flush_before_sigterm()
+
+    assert _sigterm_child(switched_off) == (signal.SIGTERM, b"")

@@ -20,7 +20,9 @@ the ID their message carried, and a Celery pool process flushes its telemetry be
 Pre-fork servers (gunicorn, Celery's prefork pool) fork after this runs: the SDK's providers
 give each child its own ``service.instance.id`` and restart their export threads, and the
 log queue (``log_export``) starts empty in the child. uvicorn's ``--workers`` start fresh
-interpreters, which ``opentelemetry-instrument``'s environment configures again.
+interpreters, which ``opentelemetry-instrument``'s environment configures again. A process
+that SIGTERM would end without its exit handlers (a plain app, a uvicorn worker) flushes its
+telemetry first (``lifecycle.flush_before_sigterm``) unless ``THEODORE_FLUSH_ON_SIGTERM=false``.
 
 An app counting with ``prometheus_client`` has its default registry exported with its other
 metrics (``prometheus_bridge.py``) unless ``THEODORE_PROMETHEUS_BRIDGE=false``.
@@ -39,6 +41,7 @@ from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 from .ai_cost import processor_from_env
 from .correlation import CorrelationIdSpanProcessor
 from .framework_hooks import after_instrument, with_correlation_hooks
+from .lifecycle import flush_before_sigterm
 from .logs import configure_logging
 from .otlp_encoding import use_fast_encoding
 from .prometheus_bridge import bridge_default_registry
@@ -111,6 +114,7 @@ class TheodoreConfigurator(_OTelSDKConfigurator):
         if os.environ.get(ENCODER_ENV, "theodore").strip().lower() != "sdk":
             use_fast_encoding()
         configure_logging()
+        flush_before_sigterm()
         if os.environ.get(PROMETHEUS_BRIDGE_ENV, "").strip().lower() != "false":
             bridge_default_registry(metrics.get_meter_provider())
         provider = trace.get_tracer_provider()
