@@ -465,21 +465,27 @@ def test_the_packaged_chart_carries_the_rendered_files(scratch: Path, tmp_path: 
         (m["kind"], m["metadata"]["name"]) for m in template(scratch)}
 
 
-def test_remote_stores_of_a_cluster_environment(scratch: Path, tmp_path: Path) -> None:
-    """An environment with OpenSearch for Jaeger and remote_write for Prometheus: configs and credentials follow."""
+def _render_environment(tmp_path: Path, name: str, overlay: dict[str, Any]) -> Path:
+    """The chart, with rendered/ holding also environment ``name`` (the spec's base + ``overlay``)."""
     spec = yaml.safe_load((ROOT / "stack.yaml").read_text())
-    spec["environments"]["cluster"] = {
-        "demo": {"enabled": False},
-        "jaeger": {"storage": "opensearch",
-                   "remote_storage": {"server_urls": ["https://opensearch.storage:9200"], "basic_auth": True}},
-        "prometheus": {"remote_write": [{"name": "mimir", "url": "http://mimir.storage:8080/api/v1/push"}]},
-    }
+    spec["environments"][name] = overlay
     (tmp_path / "stack.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     result = run_cli("render", "--spec", str(tmp_path / "stack.yaml"), "--out", str(tmp_path / "rendered"))
     assert result.returncode == 0, result.stderr
     chart = tmp_path / "chart"
     shutil.copytree(CHART, chart, symlinks=True, ignore=shutil.ignore_patterns("rendered"))
     (chart / "files" / "rendered").symlink_to(tmp_path / "rendered")
+    return chart
+
+
+def test_remote_stores_of_a_cluster_environment(scratch: Path, tmp_path: Path) -> None:
+    """An environment with OpenSearch for Jaeger and remote_write for Prometheus: configs and credentials follow."""
+    chart = _render_environment(tmp_path, "cluster", {
+        "demo": {"enabled": False},
+        "jaeger": {"storage": "opensearch",
+                   "remote_storage": {"server_urls": ["https://opensearch.storage:9200"], "basic_auth": True}},
+        "prometheus": {"remote_write": [{"name": "mimir", "url": "http://mimir.storage:8080/api/v1/push"}]},
+    })
     manifests = template(scratch, *profile_args("object-storage"), "--set", "environment=cluster", chart=chart)
     objects = by_kind(manifests)
     victorialogs = objects[("StatefulSet", "victorialogs")]
@@ -491,6 +497,43 @@ def test_remote_stores_of_a_cluster_environment(scratch: Path, tmp_path: Path) -
     seen = mounted_files(manifests, ("StatefulSet", "jaeger"))
     assert "opensearch:" in seen["/etc/jaeger/config.yaml"] and "${env:ES_PASSWORD}" in seen["/etc/jaeger/config.yaml"]
     assert "remote_write:" in mounted_files(manifests, ("StatefulSet", "prometheus"))["/etc/prometheus/prometheus.yml"]
+    errors = [e for m in manifests for e in validator_for(KUBERNETES_SCHEMAS[0]).errors(m)]
+    assert not errors, errors
+
+
+def test_integration_secrets_and_the_zipkin_port_reach_compose_and_the_gateway(scratch: Path,
+                                                                             tmp_path: Path) -> None:
+    """An environment with Splunk and Zipkin in: the credential file is a compose secret and a
+    projected Secret in the gateway pods; without a Secret named for it the install fails, naming
+    the value to set; the Zipkin port is published and served."""
+    chart = _render_environment(tmp_path, "cluster", {"demo": {"enabled": False}, "integrations": {
+        "splunk": {"enabled": True, "endpoint": "https://splunk.example:8088/services/collector/event"},
+        "zipkin": {"receiver": {"enabled": True, "port": 9411}}}})
+    compose = yaml.safe_load((tmp_path / "rendered" / "cluster" / "compose.yaml").read_text())
+    collector = compose["services"]["otel-collector"]
+    assert collector["secrets"] == ["splunk_hec_token"]
+    assert compose["secrets"]["splunk_hec_token"] == {"environment": "SPLUNK_HEC_TOKEN"}
+    assert "${BIND_ADDRESS:-127.0.0.1}:9411:9411" in collector["ports"]
+
+    refused = helm("template", "obs", str(chart), "--namespace", "observability", "--set",
+                   "environment=cluster", tmp=scratch)
+    assert refused.returncode != 0
+    assert "collector.gateway.secretFiles.splunk_hec_token.existingSecret: name the Secret" in refused.stderr
+
+    manifests = template(scratch, "--set", "environment=cluster",
+                         "--set", "collector.gateway.secretFiles.splunk_hec_token.existingSecret=splunk", chart=chart)
+    objects = by_kind(manifests)
+    gateway = pod_spec(objects[("StatefulSet", "otel-collector-gateway")])
+    volume = next(v for v in gateway["volumes"] if v["name"] == "integration-secrets")
+    assert volume["projected"]["sources"] == [
+        {"secret": {"name": "splunk", "items": [{"key": "splunk_hec_token", "path": "splunk_hec_token"}]}}]
+    container = gateway["containers"][0]
+    assert {"name": "integration-secrets", "mountPath": "/run/secrets", "readOnly": True} in container["volumeMounts"]
+    assert {"name": "zipkin", "containerPort": 9411, "protocol": "TCP"} in container["ports"]
+    service = objects[("Service", "otel-collector-gateway")]
+    assert {"name": "zipkin", "port": 9411, "targetPort": "zipkin", "protocol": "TCP"} in service["spec"]["ports"]
+    config = mounted_files(manifests, ("StatefulSet", "otel-collector-gateway"))["/etc/otelcol/config.yaml"]
+    assert "${file:/run/secrets/splunk_hec_token}" in config
     errors = [e for m in manifests for e in validator_for(KUBERNETES_SCHEMAS[0]).errors(m)]
     assert not errors, errors
 

@@ -30,6 +30,7 @@ from .components import (
     kubernetes_order,
 )
 from .dashboards import dashboard_files, prometheus_min_interval
+from .integrations import integration_secret_files
 from .paths import repo_root, state_root
 from .render_check import check_file, spec_paths_holding
 from .rule_context import rule_context
@@ -265,6 +266,8 @@ def context(spec: Spec, runtime: Runtime) -> dict[str, Any]:
         "health_endpoints": health_endpoints(data, runtime),
         "component_scrape_targets": component_scrape_targets(data, runtime),
         "secret_files": secret_files(data),
+        "collector_secret_files": integration_secret_files(data),
+        "compose_secrets": secret_files(data) | integration_secret_files(data),
         "data_dir": runtime.data_dir,
         "config_dir": runtime.config_dir,
         "service_host": lambda name: runtime.service_host(name, data),
