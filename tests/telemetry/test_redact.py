@@ -100,6 +100,15 @@ def test_card_numbers_are_luhn_checked() -> None:
     assert Redactor().text("card 4111-1111-1111-1112 ok") == "card 4111-1111-1111-1112 ok"
 
 
+@pytest.mark.parametrize("uid", ["51b9ea42-0549-4471-9989-168a66e21ce1", "042b3e38-5785-4483-9571-4634a0f2918c",
+                                 "41234567-1234-4567-a5d7-a7ccc58571e3"])
+def test_uuids_are_never_read_as_card_numbers(uid: str) -> None:
+    """Luhn-valid digit runs across a UUID's groups (about one UUID4 in a thousand): a
+    correlation ID must reach the logs whole."""
+    assert Redactor().text(f"id {uid} card 4111 1111 1111 1111") == f"id {uid} card {REDACTED}"
+    assert Redactor().text(f"token={uid}") == f"token={REDACTED}"
+
+
 def test_containers_of_any_kind_keep_their_harmless_values() -> None:
     redacted = Redactor().value({(1, 2): "x", 3: {"a"}, "pairs": [("name", "ada"), ("token", "t")]})
     assert redacted == {"(1, 2)": "x", 3: ["a"], "pairs": [["name", "ada"], ["token", REDACTED]]}

@@ -132,6 +132,7 @@ SHAPES = {
     "bearer": r"\b(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}",
     "basic": r"\b(?i:basic)\s+(?P<basic>[A-Za-z0-9+/]{8,}={0,2})",
     "named": NAME + SEPARATOR,
+    "uuid": r"(?<![0-9A-Fa-f-])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f-])",
     "card": r"(?<![\d.])[2-6]\d(?:[ -]?\d){11,17}(?!\d)",
     "aws_secret": r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
 }
@@ -207,8 +208,14 @@ def _is_aws_secret(candidate: str) -> bool:
             and candidate.count("/") + candidate.count("+") <= 4)
 
 
-VALIDATED = {"card_": _is_card, "aws_secret_": _is_aws_secret}
-"""Shapes whose match is a secret only if it passes a check."""
+def _never(candidate: str) -> bool:
+    return False
+
+
+VALIDATED = {"uuid_": _never, "card_": _is_card, "aws_secret_": _is_aws_secret}
+"""Shapes whose match is a secret only if it passes a check. A UUID (a request's correlation
+ID, a row's key) is matched whole so that no card number is read into its digit groups (one
+UUID4 in a thousand holds a Luhn-valid run), and kept."""
 
 
 _QUOTE = re.compile(r"\\*[\"']")
