@@ -239,6 +239,15 @@ def test_one_incident_from_page_to_resolve(stack: dict[str, Any], receivers: Rec
     assert not receivers.failures
 
 
+def test_without_event_records_the_timeline_still_tells_the_rest(stack: dict[str, Any]) -> None:
+    """The log store down (or the event recorder off): a note, and Alertmanager's own records."""
+    done = cli(stack, "timeline", NAME, "--since", "1h", "--format", "json",
+               "--victorialogs-url", "http://127.0.0.1:9")
+    story = json.loads(done.stdout)
+    assert _events(story, "acked by alice") and not [e for e in story["events"] if e["event"].startswith("notified")]
+    assert any("event records cannot be read" in note for note in story["notes"])
+
+
 def test_resolve_refuses_an_alert_whose_rule_still_fires(stack: dict[str, Any]) -> None:
     """The Watchdog always fires in Prometheus: resolving it would page again, so exit 1."""
     wait_until(lambda: [a for a in _am(stack, "/api/v2/alerts") if a["labels"]["alertname"] == "Watchdog"], 30,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
-from ..clients import BackendError
+from ..clients import BackendError, BackendUnavailable
 from ..clients.alertmanager import (
     FINGERPRINT,
     Alertmanager,
@@ -209,7 +209,7 @@ def _prometheus_firing(prometheus: Prometheus, notes: list[str]) -> list[dict[st
     """Label sets of the rule alerts firing in Prometheus (None when it cannot be asked)."""
     try:
         return [a["labels"] for a in prometheus.alerts() if a["state"] == "firing"]
-    except BackendError as exc:
+    except (BackendError, BackendUnavailable) as exc:
         notes.append(f"could not ask Prometheus whether a rule still fires ({exc}); if one does, "
                      "the alert comes back at its next evaluation")
         return None

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from ..clients import BackendError
+from ..clients import BackendError, BackendUnavailable
 from ..clients.alertmanager import Alertmanager, silences_alert
 from ..clients.prometheus import Prometheus, label_value
 from ..clients.victorialogs import VictoriaLogs, logsql_string, time_ns
@@ -213,7 +213,7 @@ def events_query(selector: Selector) -> str:
 def _recorded(story: Story, logs: VictoriaLogs, since: float) -> None:
     try:
         records = logs.query(events_query(story.selector), int(since * 1e9), limit=EVENTS_LIMIT)
-    except BackendError as exc:
+    except (BackendError, BackendUnavailable) as exc:
         story.notes.append(f"Alertmanager's event records cannot be read ({exc}): who was notified "
                            "is not shown")
         return
@@ -233,7 +233,7 @@ def _rule_history(story: Story, prometheus: Prometheus, since: float, now: float
     step = max(15.0, math.ceil((now - since) / MAX_POINTS))
     try:
         series = prometheus.query_range(f"ALERTS{{alertname={label_value(name)}}}", since, now, step)
-    except BackendError as exc:
+    except (BackendError, BackendUnavailable) as exc:
         story.notes.append(f"Prometheus's rule history cannot be read ({exc})")
         return
     for s in series:
@@ -255,11 +255,13 @@ def _rule_history(story: Story, prometheus: Prometheus, since: float, now: float
                                           "condition cleared"))
 
 
-def _silences(story: Story, alertmanager: Alertmanager) -> None:
+def _silences(story: Story, alertmanager: Alertmanager, since: float) -> None:
     for s in alertmanager.silences():
+        if unix(s["endsAt"]) < since:
+            continue
         own = silence_labels(s)
         if not (any(silences_alert(s, labels) for labels in story.label_sets)
-                or (own is not None and story.selector.wants(own))):
+                or (own is not None and story.wants(own))):
             continue
         kind = "acked" if is_ack(s) else "silenced"
         until = "" if s["status"]["state"] == "expired" else f", until {s['endsAt']}"
@@ -280,7 +282,7 @@ def timeline(selector: Selector, alertmanager: Alertmanager, prometheus: Prometh
     _alertmanager_now(story, alertmanager)
     _recorded(story, logs, since)
     _rule_history(story, prometheus, since, now)
-    _silences(story, alertmanager)
+    _silences(story, alertmanager, since)
     if not story.label_sets:
         selector.unknown("in Alertmanager, its event records or Prometheus's rule history of this window")
     story.events.sort(key=lambda e: e.at)
