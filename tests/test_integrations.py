@@ -5,11 +5,12 @@ checks (path, credential header, content type, payload shape: ``testing/integrat
 and fed by the demo service's own traffic. Where VictoriaLogs speaks the protocol it is the
 real end: Elasticsearch's bulk API, Splunk's HEC and OTLP (what Loki takes at /otlp) are
 forwarded to it, each into a tenant of its own, and read back with LogsQL. New Relic and
-Datadog (OTLP with their key headers) and the Zipkin server (v2 JSON) are checked and recorded
-locally; Zipkin spans sent to the collector's Zipkin receiver are read back from Jaeger. A
-revoked key fires IntegrationExportFailing in Prometheus; a missing secret or credential stops
-render, validate and `up` with the field's name.
-"""
+Datadog (OTLP with their key headers) are checked and recorded locally. Zipkin's end is a real
+Zipkin server (its exec jar from the local Maven repository, run with java; a local receiver
+of Zipkin's v2 JSON when the jar is absent); Zipkin spans sent to the collector's Zipkin
+receiver are read back from it and from Jaeger. A revoked key fires IntegrationExportFailing in
+Prometheus; a missing secret or credential stops render, validate and `up` with the field's
+name."""
 
 from __future__ import annotations
 
