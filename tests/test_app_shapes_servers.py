@@ -115,10 +115,16 @@ def _when_listening(server: Server, run: str, timeout: float = 60) -> None:
         time.sleep(0.3)
 
 
-def _spread(server: Server, run: str) -> None:
-    """Concurrent /work requests until every worker has answered one (at most 40 rounds of 4)."""
+def _spread(server: Server, run: str, timeout: float = 30) -> None:
+    """Concurrent /work requests, 4 at a time, until every worker has answered one (the last
+    worker may still be starting when the first answers); at most 200 rounds or ``timeout``."""
+    deadline = time.monotonic() + timeout
     with ThreadPoolExecutor(4) as pool:
-        for round_ in range(40):
+        for round_ in range(200):
+            if time.monotonic() > deadline:
+                return
+            if round_ >= 2:
+                time.sleep(0.1)  # a worker still importing gets the CPU
             markers = [f"{run}-{server.name}-{round_}-{n}" for n in range(4)]
             pids = pool.map(lambda m: _get(server.port, f"/work?marker={m}")[1]["pid"], markers)
             server.served.update(zip(markers, pids, strict=True))
@@ -155,15 +161,15 @@ def _fastapi_calls(server: Server, run: str, scratch: Path) -> None:
     extra["enqueue"] = _get(server.port, f"/enqueue?marker={run}-task", {HEADER: extra["task_cid"]}, "POST")
 
 
-def _stop(server: Server, timeout: float = 40) -> None:
-    assert server.process is not None
-    server.process.send_signal(signal.SIGTERM)
-    try:
-        server.process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait(10)
-        raise
+def _stop(servers: list[Server], timeout: float = 40) -> None:
+    """SIGTERM to every server at once, as an operator stops them; then wait for each to exit."""
+    for server in servers:
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for server in servers:
+        assert server.process is not None
+        server.process.wait(max(deadline - time.monotonic(), 0.1))
 
 
 @pytest.fixture(scope="module")
@@ -195,8 +201,7 @@ def served(stack: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> I
         _fastapi_calls(servers["uvicorn"], run, scratch)
         worker_log = scratch / "celery.log"
         eventually(lambda: f"task {run}-task " in worker_log.read_text(errors="replace"), timeout=30, every=0.3)
-        for server in servers.values():
-            _stop(server)
+        _stop(list(servers.values()))
         for server in servers.values():
             server.extra["output"] = (scratch / f"{server.name}.log").read_text(errors="replace")
         yield servers
