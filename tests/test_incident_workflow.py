@@ -113,7 +113,7 @@ def stack(receivers: Receivers, tmp_path_factory: pytest.TempPathFactory) -> Ite
             processes.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=state / "data" / name))
         for c in COMPONENTS:
             if c.name in ("alertmanager", "victorialogs", "prometheus"):
-                wait_until(lambda c=c: _ready(c.health_url(spec["ports"], "127.0.0.1")), 30,
+                wait_until(lambda c=c: _ready(c.health_url(spec["ports"], "127.0.0.1")), 60,
                            what=f"{c.name} not ready")
         yield {"spec": spec, "root": root, "env": {"THEODORE_OBS_SPEC": str(spec_file)},
                "am": f"http://127.0.0.1:{spec['ports']['alertmanager']}"}
@@ -138,7 +138,7 @@ def timeline(stack: dict[str, Any], name: str = NAME) -> dict[str, Any]:
     return json.loads(cli(stack, "timeline", name, "--since", "1h", "--format", "json").stdout)
 
 
-def timeline_until(stack: dict[str, Any], shows: Any, what: str, timeout: float = 20,
+def timeline_until(stack: dict[str, Any], shows: Any, what: str, timeout: float = 45,
                    name: str = NAME) -> dict[str, Any]:
     """The timeline, asked every second until ``shows`` it holds what the step waits for."""
     found: list[dict[str, Any]] = []
@@ -192,7 +192,7 @@ def test_one_incident_from_page_to_resolve(stack: dict[str, Any], receivers: Rec
     """fire → page → ack → timeline → source resolves under the ack → resolve → PagerDuty closes."""
     firing = alert(NAME, "critical", service="theodore-demo")
     post(stack, firing)
-    trigger = receivers.wait_for("pagerduty", _page("trigger"), timeout=30)
+    trigger = receivers.wait_for("pagerduty", _page("trigger"), timeout=60)
     dedup = trigger.body["dedup_key"]
     assert dedup and trigger.body["routing_key"] == ROUTING_KEY
     _links(trigger, firing)
@@ -212,14 +212,15 @@ def test_one_incident_from_page_to_resolve(stack: dict[str, Any], receivers: Rec
     assert _events(story, "firing since")
 
     post(stack, {**firing, "endsAt": iso(dt.datetime.now(dt.UTC))})  # the source resolves while the ack mutes the alert
-    dropped = timeline_until(stack, lambda s: _events(s, "resolved in Alertmanager"), "the muted resolve", 30)
+    dropped = timeline_until(stack, lambda s: _events(s, "resolved in Alertmanager"), "the muted resolve", 60)
     assert "its resolve was not sent (muted)" in _events(dropped, "resolved in Alertmanager")[0]["detail"]
     assert not receivers.of("pagerduty", _page("resolve")), "Alertmanager sent a resolve it mutes"
+    assert receivers.incidents()[dedup] == "triggered"  # the incident stays open at PagerDuty
 
     resolved = cli(stack, "resolve", NAME, "--comment", "rolled back to 1.4.1", "--author", "bob")
     assert "was resolved at its source" in resolved.stdout and silence in resolved.stdout
-    closing = receivers.wait_for("pagerduty", _page("resolve"), timeout=30)
-    assert closing.body["dedup_key"] == dedup
+    closing = receivers.wait_for("pagerduty", _page("resolve"), timeout=60)
+    assert closing.body["dedup_key"] == dedup and receivers.incidents()[dedup] == "resolved"
     _links(closing, firing)
     slack = receivers.wait_for("slack", lambda d: d.body["attachments"][0]["title"].startswith("[RESOLVED]")
                                and NAME in d.body["attachments"][0]["title"], timeout=30)

@@ -31,6 +31,8 @@ from .smtp import SMTPSink
 
 PAGERDUTY_ACTIONS = {"trigger", "acknowledge", "resolve"}
 PAGERDUTY_SEVERITIES = {"critical", "error", "warning", "info"}
+INCIDENT_STATES = {"trigger": "triggered", "acknowledge": "acknowledged", "resolve": "resolved"}
+"""The state an event leaves its PagerDuty incident in."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,17 @@ class Receivers:
     def of(self, kind: str, predicate: Callable[[Delivery], bool] = lambda _: True) -> list[Delivery]:
         with self._lock:
             return [d for d in self.deliveries if d.kind == kind and predicate(d)]
+
+    def incidents(self) -> dict[str, str]:
+        """PagerDuty's incidents as the accepted events leave them: dedup_key → ``triggered``,
+        ``acknowledged`` or ``resolved`` (one incident per key; an acknowledge or resolve for a
+        key never triggered changes nothing, as at PagerDuty)."""
+        found: dict[str, str] = {}
+        for d in self.of("pagerduty"):
+            key, action = d.body.get("dedup_key"), d.body["event_action"]
+            if key and (action == "trigger" or key in found):
+                found[key] = INCIDENT_STATES[action]
+        return found
 
     def wait_for(self, kind: str, predicate: Callable[[Delivery], bool], timeout: float = 60) -> Delivery:
         """The first ``kind`` delivery matching ``predicate``; AssertionError after ``timeout``."""
