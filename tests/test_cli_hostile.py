@@ -49,8 +49,8 @@ OPERATOR = {
     "status": [], "metrics": ["--metric-name", "up"], "logs": [], "traces": ["--service", "x"],
     "alerts": [], "alerts list": [], "alerts routes": ["severity=critical"],
     "alerts silence create": ["-m", "alertname=X", "--comment", "c"], "alerts silence list": [],
-    "alerts silence expire": [SILENCE], "health": [], "dashboard": ["Overview"], "export": ["logs"],
-    "cost": [],
+    "alerts silence expire": [SILENCE], "alerts ack": ["X"], "alerts resolve": ["X"],
+    "alerts timeline": ["X"], "health": [], "dashboard": ["Overview"], "export": ["logs"], "cost": [],
 }
 """Each command that asks a backend, with the arguments it needs when its input is fine."""
 NO_BACKEND = ["render", "validate", "tools", "up", "bench", "down", "alerts silence", "profile"]
@@ -242,6 +242,12 @@ OPTION_ROWS = [
     Row("traces", "min-duration-words", ("--min-duration", "slow")),
     *(Row("alerts silence expire", f"id-{n}", (v,)) for n, v in
       [("climbs", "../../status"), ("query", "x?y=1"), ("not-uuid", "1234")]),
+    *(Row("alerts ack", f"duration-{v}", ("--duration", v)) for v in ("99999999999w", "0s", "2")),
+    *(Row(c, f"matcher-{n}", ("-m", v)) for c in ("alerts ack", "alerts resolve", "alerts timeline")
+      for n, v in [("no-name", "=x"), ("bad-regex", "service=~(")]),
+    *(Row(c, "matcher-not-utf8", ("-m", f"service={NOT_UTF8}")) for c in ("alerts ack", "alerts resolve",
+                                                                             "alerts timeline")),
+    *(Row("alerts timeline", f"since-{v}", ("--since", v)) for v in ("99999999999w", "0s", "1x")),
     Row("alerts routes", "label-is-a-flag", ("--", "--config.file=/etc/passwd")),
     Row("alerts routes", "label-without-value", ("severity",)),
     *(Row(c, "metric-name-injection", ("--metric-name", 'up) or vector(1) or (x')) for c in ("metrics", "export")),

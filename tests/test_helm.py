@@ -674,8 +674,8 @@ def test_only_the_stack_pods_that_use_them_reach_victorialogs_and_vmalert(render
         assert expression["key"] == "app.kubernetes.io/name" and expression["operator"] == "In"
         return sorted(expression["values"])
 
-    assert sources("victorialogs") == ["blackbox", "grafana", "otel-collector-gateway", "prometheus",
-                                       "readiness-test", "vmalert"]
+    assert sources("victorialogs") == ["alertmanager", "blackbox", "grafana", "otel-collector-gateway",
+                                       "prometheus", "readiness-test", "vmalert"]  # alertmanager: its events
     assert sources("vmalert") == ["blackbox", "prometheus", "readiness-test"]
     internal = policies["alertmanager"]["spec"]["ingress"][0]["from"][0]["podSelector"]
     assert "matchExpressions" not in internal  # vmalert notifies it, like Prometheus

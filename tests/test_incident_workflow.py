@@ -54,12 +54,10 @@ from .support.alertmanager import alert, iso
 PORT_OFFSET = 18700
 ROUTING_KEY = secrets.token_hex(16)
 NAME = "PaymentsDown"
-EVENT_RECORDER = "--enable-feature=event-recorder"
 
 
 def _argv(spec: dict[str, Any], state: Path) -> dict[str, list[str]]:
-    """The command lines `theodore-obs up` runs for these three (plus the event recorder's
-    feature flag while render.alertmanager_flags does not carry it)."""
+    """The command lines `theodore-obs up` runs for these three."""
     runtime, config = native_runtime(state), state / "config"
     found = {
         "victorialogs": [str(binary_path("victoria-logs")),
@@ -71,8 +69,7 @@ def _argv(spec: dict[str, Any], state: Path) -> dict[str, list[str]]:
                          *alertmanager_flags(spec, runtime, str(config / "alertmanager/alertmanager.yml"),
                                              str(state / "data" / "alertmanager"))],
     }
-    if not any("event-recorder" in a for a in found["alertmanager"]):
-        found["alertmanager"].append(EVENT_RECORDER)
+    assert "--enable-feature=event-recorder" in found["alertmanager"]  # the timeline's notification rows
     return found
 
 

@@ -12,13 +12,14 @@ from pathlib import Path
 from celery import Celery
 
 _QUEUE = Path(os.environ["SHAPES_QUEUE_DIR"])
-for folder in ("in", "processed"):
+for folder in ("in", "processed", "control"):
     (_QUEUE / folder).mkdir(parents=True, exist_ok=True)
 
 celery_app = Celery("shapes_tasks", broker="filesystem://")
 celery_app.conf.update(
     broker_transport_options={"data_folder_in": str(_QUEUE / "in"), "data_folder_out": str(_QUEUE / "in"),
-                              "processed_folder": str(_QUEUE / "processed"), "polling_interval": 0.1},
+                              "processed_folder": str(_QUEUE / "processed"),
+                              "control_folder": str(_QUEUE / "control"), "polling_interval": 0.1},
     task_ignore_result=True,
     broker_connection_retry_on_startup=True,
 )

@@ -28,6 +28,7 @@ from supervisor.xmlrpc import SupervisorTransport
 from .collector_context import storage_directory
 from .components import native_components
 from .endpoints import Endpoint, Health, probe, service_endpoints, stack_endpoints
+from .integrations import integration_secret_files, secret_problems
 from .paths import state_root
 from .render import (
     alertmanager_flags,
@@ -248,7 +249,8 @@ def write_secrets(spec: dict[str, Any], state: State) -> list[str]:
 
     Each file is created in the state's secrets directory only (a name with ``/``, ``..`` or a
     leading ``.`` is refused), never through a symlink, with mode 0600 also when it existed."""
-    wanted = {secret_name(name): env_var for name, env_var in secret_files(spec).items()}
+    files = {**secret_files(spec), **integration_secret_files(spec)}
+    wanted = {secret_name(name): env_var for name, env_var in files.items()}
     dir_fd = _secrets_dir(state)
     missing = []
     try:
@@ -350,6 +352,9 @@ def up(spec: Spec, state: State | None = None, timeout: float = 90.0, say: Any =
             "checking health")
     else:
         missing = write_secrets(spec.data, state)
+        problems = secret_problems(spec.data, state.root / "secrets")
+        if problems:
+            raise NativeError("; ".join(problems))
         if missing:
             say(f"  note: {', '.join(missing)} not set: those alert receivers cannot deliver")
         prepare(spec, state)

@@ -172,6 +172,8 @@ def alertmanager_flags(spec: dict[str, Any], runtime: Runtime, config: str, data
         f"--web.listen-address={runtime.bind}:{spec['ports']['alertmanager']}",
         "--cluster.listen-address=",
         f"--web.external-url={alertmanager_external_url(spec, runtime)}",
+        # Each notification attempt as an event, sent to the log store: `alerts timeline` reads them.
+        "--enable-feature=event-recorder",
     ]
 
 

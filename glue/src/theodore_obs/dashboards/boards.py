@@ -319,10 +319,11 @@ def stack_health(spec: dict[str, Any]) -> Board:
         timeseries("Dropped per second (refused or failed)",
                    *(prom(_per_second(f"otelcol_receiver_refused_{s}_total", col), f"refused {s}")
                      for s in signals),
-                   *(prom(_per_second(f"otelcol_exporter_send_failed_{s}_total", col), f"failed {s}")
-                     for s in signals), width=8,
+                   *(prom(_per_second(f"otelcol_exporter_send_failed_{s}_total", col, "exporter"),
+                          f"failed {s} {{{{exporter}}}}") for s in signals), width=8,
                    links=[runbook(spec, "OtelCollectorRefusingData"),
-                          runbook(spec, "OtelCollectorDroppingData")]),
+                          runbook(spec, "OtelCollectorDroppingData"),
+                          runbook(spec, "IntegrationExportFailing")]),
         timeseries("Exporter queue fill", prom(
             f'max by (exporter) (otelcol_exporter_queue_size{{job="{col}"}} / '
             f'otelcol_exporter_queue_capacity{{job="{col}"}})', "{{exporter}}"),
