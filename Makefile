@@ -23,8 +23,9 @@ $(VENV)/.installed: $(PACKAGES)
 
 deps: $(VENV)/.installed ## Install the packages (catalogue, telemetry, glue), test tools and bench/ into .venv
 
-tools: deps ## Build the pinned native binaries into ~/.cache/theodore-obs (cached per version)
+tools: deps ## Build the pinned native binaries into ~/.cache/theodore-obs, fetch the Java ones (cached per version)
 	$(OBS) tools
+	$(VENV)/bin/python -m theodore_obs.maven_tools
 
 schema: deps ## Regenerate the overlay part of stack.schema.json from its base
 	$(VENV)/bin/python -m theodore_obs.schema_overlay

@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 import yaml
+from theodore_obs.maven_tools import MavenError, artifact_path
 from theodore_obs.render import native_runtime, render_files, write_tree
 from theodore_obs.spec import Spec, load_spec
 from theodore_obs.testing.integration_receivers import (
@@ -53,9 +54,7 @@ PORT_OFFSET = 18400
 ZIPKIN_PORT = 9411 + PORT_OFFSET
 """The collector's Zipkin receiver."""
 ZIPKIN_SERVER_PORT = ZIPKIN_PORT + 1
-"""A real Zipkin server (the exec jar from Maven Central, run with java), when it is installed."""
-ZIPKIN_JAR = (Path.home() / ".m2" / "repository" / "io" / "zipkin" / "zipkin-server" / "3.5.1"
-              / "zipkin-server-3.5.1-exec.jar")
+"""A real Zipkin server (the exec jar `make tools` fetches from Maven Central, run with java)."""
 
 #: The environment variables the native runtime fills each integration's secret file from.
 KEYS = {
@@ -119,13 +118,14 @@ def _turn_on(spec: dict[str, Any], receivers: IntegrationReceivers, zipkin: str 
 
 @contextmanager
 def _zipkin_server(root: Path) -> Iterator[str | None]:
-    """A real Zipkin server on 127.0.0.1 (in-memory storage), or None when its jar is absent."""
-    if not ZIPKIN_JAR.is_file():
-        yield None
-        return
+    """A real Zipkin server on 127.0.0.1 (in-memory storage)."""
+    try:
+        jar = artifact_path("zipkin-server")
+    except MavenError as exc:
+        pytest.fail(str(exc))
     log = (root / "zipkin.log").open("w")
     process = subprocess.Popen(
-        ["java", "-Xmx256m", "-XX:TieredStopAtLevel=1", "-jar", str(ZIPKIN_JAR),
+        ["java", "-Xmx256m", "-XX:TieredStopAtLevel=1", "-jar", str(jar),
          "--armeria.ports[0].ip=127.0.0.1", f"--armeria.ports[0].port={ZIPKIN_SERVER_PORT}",
          "--armeria.ports[0].protocols=http"],
         env={**os.environ, "STORAGE_TYPE": "mem"}, stdout=log, stderr=subprocess.STDOUT)
