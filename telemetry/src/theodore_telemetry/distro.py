@@ -24,6 +24,9 @@ interpreters, which ``opentelemetry-instrument``'s environment configures again.
 that SIGTERM would end without its exit handlers (a plain app, a uvicorn worker) flushes its
 telemetry first (``lifecycle.flush_before_sigterm``) unless ``THEODORE_FLUSH_ON_SIGTERM=false``.
 
+What the SDK's queues and exporters drop while the collector is unreachable is counted in
+``theodore_telemetry_dropped_total`` (``drops.py``).
+
 An app counting with ``prometheus_client`` has its default registry exported with its other
 metrics (``prometheus_bridge.py``) unless ``THEODORE_PROMETHEUS_BRIDGE=false``.
 """
@@ -33,13 +36,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from opentelemetry import metrics, trace
+from opentelemetry import _logs, metrics, trace
 from opentelemetry.instrumentation.distro import BaseDistro
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 
 from .ai_cost import processor_from_env
 from .correlation import CorrelationIdSpanProcessor
+from .drops import watch_providers
 from .framework_hooks import after_instrument, with_correlation_hooks
 from .lifecycle import flush_before_sigterm
 from .logs import configure_logging
@@ -111,6 +115,8 @@ class TheodoreConfigurator(_OTelSDKConfigurator):
 
     def _configure(self, **kwargs: object) -> None:
         super()._configure(**kwargs)
+        watch_providers(trace.get_tracer_provider(), _logs.get_logger_provider(),
+                        metrics.get_meter_provider())
         if os.environ.get(ENCODER_ENV, "theodore").strip().lower() != "sdk":
             use_fast_encoding()
         configure_logging()

@@ -4,9 +4,10 @@ Building the SDK's log record (and the batch processor's copy of it) costs more 
 of a log call together. A log call therefore only appends a tuple to a bounded queue, with
 the trace context captured at that moment; a daemon thread turns queued lines into SDK log
 records a batch at a time. The SDK's own batch processor and exporter then do as configured
-(``OTEL_*``). Lines that find the queue full are counted and dropped rather than blocking
-the application. The queue is drained at exit: the drain is registered with ``atexit`` on the
-first line, after the SDK's providers registered their shutdown, so it runs before them.
+(``OTEL_*``). Lines that find the queue full are dropped rather than blocking the application,
+and counted (``theodore_telemetry_dropped_total{reason="log_queue_full"}``). The queue is
+drained at exit: the drain is registered with ``atexit`` on the first line, after the SDK's
+providers registered their shutdown, so it runs before them.
 
 A forked child (a gunicorn worker, a Celery pool process) starts with an empty queue, a fresh
 lock and wake event (the parent's export thread may have held them at the fork) and its own
@@ -26,6 +27,8 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry._logs import SeverityNumber, get_logger_provider
+
+from .drops import count_dropped
 
 TRACE = 5
 
@@ -86,6 +89,7 @@ class DeferredLogExport:
         queue = self._queue
         if len(queue) >= self.limit:
             self.dropped += 1
+            count_dropped("logs", "log_queue_full")
             return
         queue.append((logger_name, levelno, line, attributes, timestamp_ns, otel_context.get_current()))
         if len(queue) >= WAKE_AT:

@@ -1,4 +1,5 @@
-"""``status``: each component's health and version, scrape targets up/down, active alerts."""
+"""``status``: each component's health and version, scrape targets up/down, active alerts, and
+the telemetry instrumented apps dropped before it reached the collector."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import dataclasses
 from typing import Any
 
 import click
+from theodore_catalogue import catalogued
 
 from ..clients import BackendError, BackendUnavailable
 from ..clients.alertmanager import Alertmanager
@@ -16,6 +18,8 @@ from ._common import Context, console, emit, escape, make_table, markup, operato
 from ._errors import EXIT_BAD_INPUT, EXIT_FAILED, fail
 from ._inputs import TEXT
 from .alert_list import active_alerts
+
+DROPPED = catalogued("theodore_telemetry_dropped_total", "counter")
 
 
 def component_endpoints(ctx: Context) -> list[Endpoint]:
@@ -41,6 +45,14 @@ def scrape_targets(prometheus: Prometheus) -> list[dict[str, Any]]:
             for t in prometheus.targets()]
 
 
+def app_drops(prometheus: Prometheus) -> list[dict[str, Any]]:
+    """Per app (OTLP ``service_name``), signal and reason: the items its live processes dropped."""
+    found = prometheus.query(f"sum by (service_name, signal, reason) ({DROPPED})")
+    return sorted(({"service": r["metric"].get("service_name"), "signal": r["metric"].get("signal"),
+                    "reason": r["metric"].get("reason"), "dropped": int(float(r["value"][1]))}
+                   for r in found), key=lambda d: (d["service"] or "", d["signal"] or "", d["reason"] or ""))
+
+
 def _attempt(call: Any, errors: dict[str, str], name: str) -> Any:
     try:
         return call()
@@ -57,8 +69,11 @@ def status_report(ctx: Context, component: str | None = None, detailed: bool = F
     targets = _attempt(lambda: scrape_targets(prometheus), errors, "targets")
     alerts = _attempt(lambda: active_alerts(prometheus, Alertmanager(ctx.backends.alertmanager, timeout=5)),
                       errors, "alerts")
+    drops = _attempt(lambda: app_drops(prometheus), errors, "app_drops")
     if component and targets is not None:
         targets = [t for t in targets if t["job"] == component]
+    if component and drops is not None:
+        drops = [d for d in drops if d["service"] == component]
     if component and alerts is not None:
         alerts = [a for a in alerts if component in (a["labels"].get("job"), a["labels"].get("service"))]
     report: dict[str, Any] = {
@@ -69,6 +84,7 @@ def status_report(ctx: Context, component: str | None = None, detailed: bool = F
             "down": sum(t["health"] != "up" for t in targets),
             "down_targets": [t for t in targets if t["health"] != "up"]},
         "alerts": alerts,
+        "app_drops": drops,
         "errors": errors,
     }
     if detailed:
@@ -96,9 +112,23 @@ def _print_table(report: dict[str, Any], alerts_only: bool, detailed: bool) -> N
             for t in report["targets"]:
                 targets.add_row(t["job"], t["instance"], t["health"], t["last_scrape"] or "-")
             out.print(targets)
+        _print_drops(out, report["app_drops"])
     _print_alerts(out, report["alerts"])
     for name, error in report.get("errors", {}).items():
         out.print(f"[yellow]{name} unavailable:[/] {escape(error)}")
+
+
+def _print_drops(out: Any, drops: list[dict[str, Any]] | None) -> None:
+    if drops is None:
+        return
+    lost = [d for d in drops if d["dropped"]]
+    if not lost:
+        out.print("app telemetry dropped: none")
+        return
+    out.print("app telemetry dropped (before the collector):")
+    for d in lost:
+        where = f"{d['service']} {d['signal']} ({d['reason']})"
+        out.print(f"  [yellow]{d['dropped']}[/] {escape(where)}")
 
 
 def _print_alerts(out: Any, alerts: list[dict[str, Any]] | None) -> None:
