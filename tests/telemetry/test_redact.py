@@ -283,3 +283,11 @@ def test_a_failing_processor_still_writes_a_safe_line() -> None:
     assert all(line["log_failure"] == "RuntimeError" for line in lines)
     assert "hunter2" not in json.dumps(lines)
     assert json.loads(failed_line("error", "sk-proj-" + "x" * 30, "E"))["logger"] == REDACTED
+
+
+def test_a_luhn_valid_digit_run_inside_a_hex_id_is_kept() -> None:
+    """Request ids, trace ids and uuid4().hex hold Luhn-valid runs of 13-19 digits (about one
+    in a thousand): glued to letters they are part of the id, not a card number."""
+    for value in ["ec61ce35199942919183c625b61b587a", "id=ec61ce35199942919183c625b61b587a"]:
+        assert Redactor().text(value) == value
+    assert Redactor().text("card 35199942919183 on file") == "card [REDACTED] on file"

@@ -133,7 +133,7 @@ SHAPES = {
     "basic": r"\b(?i:basic)\s+(?P<basic>[A-Za-z0-9+/]{8,}={0,2})",
     "named": NAME + SEPARATOR,
     "uuid": r"(?<![0-9A-Fa-f-])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f-])",
-    "card": r"(?<![\d.])[2-6]\d(?:[ -]?\d){11,17}(?!\d)",
+    "card": r"(?<![0-9A-Za-z.])[2-6]\d(?:[ -]?\d){11,17}(?![0-9A-Za-z])",
     "aws_secret": r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
 }
 """Every value shape, in the order tried at one position: a URL's credentials or a header before
