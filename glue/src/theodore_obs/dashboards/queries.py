@@ -62,7 +62,9 @@ def _log_field_variable(name: str, label: str, field: str, where: str) -> dict[s
 
 
 def log_environment_variable(default: str) -> dict[str, Any]:
-    return {**_log_field_variable("environment", "Environment", "deployment.environment", "*"),
+    # Only lines that name one: the stack's own records (e.g. Alertmanager's events) have none.
+    return {**_log_field_variable("environment", "Environment", "deployment.environment",
+                                  "deployment.environment:*"),
             "current": {"text": default, "value": default}, "multi": False, "includeAll": False}
 
 
