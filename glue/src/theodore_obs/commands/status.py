@@ -4,6 +4,7 @@ the telemetry instrumented apps dropped before it reached the collector."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import click
@@ -45,11 +46,17 @@ def scrape_targets(prometheus: Prometheus) -> list[dict[str, Any]]:
             for t in prometheus.targets()]
 
 
+def _count(value: str) -> int | None:
+    """A sample value as a count; ``None`` for NaN or infinity (no count to show)."""
+    number = float(value)
+    return int(number) if math.isfinite(number) else None
+
+
 def app_drops(prometheus: Prometheus) -> list[dict[str, Any]]:
     """Per app (OTLP ``service_name``), signal and reason: the items its live processes dropped."""
     found = prometheus.query(f"sum by (service_name, signal, reason) ({DROPPED})")
     return sorted(({"service": r["metric"].get("service_name"), "signal": r["metric"].get("signal"),
-                    "reason": r["metric"].get("reason"), "dropped": int(float(r["value"][1]))}
+                    "reason": r["metric"].get("reason"), "dropped": _count(r["value"][1])}
                    for r in found), key=lambda d: (d["service"] or "", d["signal"] or "", d["reason"] or ""))
 
 
