@@ -5,8 +5,9 @@
 - ``units``: CPU per span, per OTLP-encoded span (the SDK's encoder and ours), per metric point,
   the least telemetry a demo request must record, and a Flask request with the instrumentation's
   own metrics off and on;
-- ``request``: the demo service under ``opentelemetry-instrument`` vs the same app bare, for its
-  heaviest and its lightest request, the app alone on one core, with what each request sends;
+- ``request``: the demo service bare, under the stock OpenTelemetry distro and under ours
+  (``distros``: in a venv of the bench's own), for its heaviest and its lightest request, the app
+  alone on one core, with what each request sends;
 - ``spans``: spans per second one process exports to the collector over OTLP/HTTP;
 - ``logs``: the log store's idle memory, ingest rate and correlation-id lookup
   (``logstore``);
@@ -325,25 +326,39 @@ def _bench_port(spec: Spec) -> int:
     return spec.data["services"][spec.data["demo"]["service"]]["port"] + 100
 
 
-@contextmanager
-def _demo_app(spec: Spec, state: native.State, port: int, otel_env: dict[str, str] | None, store: str, *,
-              cpus: set[int] | None, app_path: str | None) -> Iterator[int]:
-    """The demo as ``up`` starts it, on ``port`` with its SQLite file ``store``: under
-    ``opentelemetry-instrument`` with the stack's environment plus ``otel_env``, or bare (no
-    instrumentation, no OTEL_*) for None; with ``app_path`` first on its PYTHONPATH (another
-    checkout's ``glue/src``, to measure that code). Yields its pid once it answers."""
+def _demo_command(spec: Spec, state: native.State, port: int, otel_env: dict[str, str] | None, store: str, *,
+                  app_path: str | None, bin_dir: Path | None = None) -> tuple[list[str], dict[str, str]]:
+    """The demo's command line and environment as ``up`` starts it, on ``port`` with its SQLite
+    file ``store``: under ``opentelemetry-instrument`` with the stack's environment plus
+    ``otel_env``, or bare (no instrumentation, no OTEL_*) for None; with ``app_path`` first on its
+    PYTHONPATH (another checkout's ``glue/src``, to measure that code); with the Python and
+    ``opentelemetry-instrument`` of ``bin_dir`` (another virtualenv) instead of this one's."""
     demo = spec.data["demo"]
     command, app_env = native.demo_programs(spec.data, state)[demo["service"]]
     command = [f"--port={port}" if arg.startswith("--port=") else arg for arg in command]
     command = [f"--store={state.root / store}" if arg.startswith("--store=") else arg for arg in command]
+    python = str(bin_dir / "python") if bin_dir else sys.executable
+    arguments = command[command.index(sys.executable) + 1:]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     if app_path:
         env["PYTHONPATH"] = app_path
     if otel_env is None:
-        command = command[command.index(sys.executable):]
+        command = [python, *arguments]
     else:
+        command = [str(Path(python).parent / "opentelemetry-instrument"), python, *arguments]
         env.update(app_env)
         env.update(otel_env)
+    if bin_dir:
+        env["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+        env["VIRTUAL_ENV"] = str(bin_dir.parent)
+    return command, env
+
+
+@contextmanager
+def _demo_app(spec: Spec, state: native.State, port: int, otel_env: dict[str, str] | None, store: str, *,
+              cpus: set[int] | None, app_path: str | None, bin_dir: Path | None = None) -> Iterator[int]:
+    """The demo of ``_demo_command``, its threads on ``cpus``. Yields its pid once it answers."""
+    command, env = _demo_command(spec, state, port, otel_env, store, app_path=app_path, bin_dir=bin_dir)
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         if cpus:
@@ -404,43 +419,55 @@ def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
-def request_overhead(spec: Spec, state: native.State, seconds: float = WINDOW_SECONDS,
-                     endpoints: Sequence[str] = tuple(ENDPOINTS),
-                     app_path: str | None = None) -> dict[str, dict[str, dict[str, float]]]:
-    """Per endpoint: the demo bare and instrumented, sequential requests on loopback.
+BARE, STOCK, OURS = "bare", "stock distro", "ours"
+TWO_WAY: dict[str, dict[str, str] | None] = {BARE: None, OURS: {}}
+"""The demo bare and under ``opentelemetry-instrument`` with this venv's (our) distro;
+``distros.THREE_WAY`` adds the stock OpenTelemetry distro."""
 
-    Bare and instrumented runs alternate ``ROUNDS`` times (a shared 2-core VM drifts; medians
-    of alternating runs hold still). The first instrumented run also counts what each request
+
+def request_overhead(spec: Spec, state: native.State, seconds: float = WINDOW_SECONDS,
+                     endpoints: Sequence[str] = tuple(ENDPOINTS), app_path: str | None = None, *,
+                     setups: dict[str, dict[str, str] | None] = TWO_WAY, bin_dir: Path | None = None,
+                     rounds: int = ROUNDS, with_signals: bool = True,
+                     say: Callable[[str], object] = lambda _: None) -> dict[str, dict[str, dict[str, float]]]:
+    """Per endpoint: the demo under each of ``setups`` (None: bare; otherwise the extra
+    environment of an instrumented run), sequential requests on loopback.
+
+    The setups alternate ``rounds`` times (a shared 2-core VM drifts; medians of alternating
+    runs hold still). The first run of each instrumented setup also counts what each request
     sent the collector (spans, log lines). The research request is then measured once more
-    per row of ``WITHOUT_ONE_SIGNAL``.
+    per row of ``WITHOUT_ONE_SIGNAL`` (ours) unless not ``with_signals``.
     """
     port = _bench_port(spec)
     results: dict[str, dict[str, dict[str, float]]] = {}
     with _demo_core(state) as cpus:
-        app = functools.partial(_demo_app, spec, state, port, cpus=cpus, app_path=app_path)
+        app = functools.partial(_demo_app, spec, state, port, cpus=cpus, app_path=app_path, bin_dir=bin_dir)
         for endpoint in endpoints:
             url, store = f"http://127.0.0.1:{port}{ENDPOINTS[endpoint]}", f"bench-{endpoint}.db"
-            runs: dict[str, list[dict[str, float]]] = {"bare": [], "instrumented": []}
-            sent: dict[str, float] = {}
-            for _ in range(ROUNDS):
-                with app(None, store) as pid:
-                    runs["bare"].append(_serve(url, pid, seconds))
-                with app({}, store) as pid:
-                    if sent:
-                        runs["instrumented"].append(_serve(url, pid, seconds))
-                        continue
-                    _latencies(url, 30)
-                    before = _settled_accepted(spec)
-                    runs["instrumented"].append(_serve(url, pid, seconds))
-                    after = _settled_accepted(spec)
-                    requests_sent = runs["instrumented"][-1]["requests"] + 30
-                    sent = {f"{signal}_per_request": (after[signal] - before[signal]) / requests_sent
-                            for signal in before}
+            runs: dict[str, list[dict[str, float]]] = {name: [] for name in setups}
+            sent: dict[str, dict[str, float]] = {}
+            for round_number in range(1, rounds + 1):
+                for name, otel_env in setups.items():
+                    say(f"  GET {ENDPOINTS[endpoint]}, round {round_number}/{rounds}: {name} "
+                        f"({seconds:.0f} s)")
+                    with app(otel_env, store) as pid:
+                        if otel_env is None or name in sent:
+                            runs[name].append(_serve(url, pid, seconds))
+                            continue
+                        _latencies(url, 30)
+                        before = _settled_accepted(spec)
+                        runs[name].append(_serve(url, pid, seconds))
+                        after = _settled_accepted(spec)
+                        requests_sent = runs[name][-1]["requests"] + 30
+                        sent[name] = {f"{signal}_per_request": (after[signal] - before[signal])
+                                      / requests_sent for signal in before}
             results[endpoint] = {name: _median_run(figures) for name, figures in runs.items()}
-            results[endpoint]["instrumented"].update(sent)
-        if "research" in endpoints:
+            for name, counts in sent.items():
+                results[endpoint][name].update(counts)
+        if with_signals and "research" in endpoints and OURS in setups:
             for name, turned_down in WITHOUT_ONE_SIGNAL.items():
-                with app(turned_down, "bench-research.db") as pid:
+                say(f"  GET {ENDPOINTS['research']}, ours with {name} ({seconds:.0f} s)")
+                with app({**(setups[OURS] or {}), **turned_down}, "bench-research.db") as pid:
                     results["research"][name] = _serve(f"http://127.0.0.1:{port}{ENDPOINTS['research']}",
                                                        pid, seconds)
     return results
@@ -572,8 +599,32 @@ def report_alert_latency(runs: int = 1, port_offset: int = 0) -> str:
     return "\n".join(lines)
 
 
-def report_request_overhead(overhead: dict[str, dict[str, dict[str, float]]]) -> list[str]:
-    window = next(iter(overhead.values()))["bare"]["seconds"]
+def _ratio(part: float, whole: float) -> str:
+    """``part / whole`` as ``0.70x``; n/a when ``whole`` is not above zero (a run in the noise)."""
+    return f"{part / whole:.2f}x" if whole > 0 else "n/a"
+
+
+def _ratios(figures: dict[str, float], base: dict[str, float]) -> str:
+    return (f"CPU {figures['cpu_ms'] / base['cpu_ms']:.2f}x, p50 {figures['p50_ms'] / base['p50_ms']:.2f}x, "
+            f"p99 {figures['p99_ms'] / base['p99_ms']:.2f}x, throughput {figures['rps'] / base['rps']:.2f}x")
+
+
+def _ratio_lines(runs: dict[str, dict[str, float]]) -> list[str]:
+    """Each instrumented setup against bare, and ours against the stock distro, as ratios."""
+    bare, lines = runs[BARE], []
+    for name in (n for n in runs if n in (STOCK, OURS)):
+        lines.append(f"    {name} / bare: {_ratios(runs[name], bare)}")
+    if STOCK in runs and OURS in runs:
+        added = {name: runs[name]["cpu_ms"] - bare["cpu_ms"] for name in (STOCK, OURS)}
+        added_p50 = {name: runs[name]["p50_ms"] - bare["p50_ms"] for name in (STOCK, OURS)}
+        lines.append(f"    ours / stock distro: added CPU {_ratio(added[OURS], added[STOCK])}, added p50 "
+                     f"{_ratio(added_p50[OURS], added_p50[STOCK])}; {_ratios(runs[OURS], runs[STOCK])}")
+    return lines
+
+
+def report_request_overhead(overhead: dict[str, dict[str, dict[str, float]]],
+                            rounds: int = ROUNDS) -> list[str]:
+    window = next(iter(overhead.values()))[BARE]["seconds"]
     lines = [f"demo request, sequential on loopback, {window:.0f} s per run after 30 warm-up, the "
              f"app alone on one core; server CPU from /proc (every thread):"]
 
@@ -582,18 +633,22 @@ def report_request_overhead(overhead: dict[str, dict[str, dict[str, float]]]) ->
                 f"{figures['rps']:6.1f} req/s  CPU {figures['cpu_ms']:5.2f} ms/req")
 
     for endpoint, runs in overhead.items():
-        full, bare = runs["instrumented"], runs["bare"]
-        lines.append(f"  GET {ENDPOINTS[endpoint]}: sends {full['spans_per_request']:.1f} spans and "
-                     f"{full['log_records_per_request']:.1f} log lines per request; median of {ROUNDS} "
-                     "alternating runs:")
-        lines += [row("bare", bare), row("instrumented", full)]
-        added = (full["p50_ms"] - bare["p50_ms"]) * 1000
-        cpu = (full["cpu_ms"] - bare["cpu_ms"]) * 1000
-        lines.append(f"    instrumentation adds {added:.0f} µs at p50 and {cpu:.0f} µs of server CPU per "
-                     f"request; throughput {1 - full['rps'] / bare['rps']:.0%} lower")
+        setups = [name for name in runs if name not in WITHOUT_ONE_SIGNAL]
+        lines.append(f"  GET {ENDPOINTS[endpoint]}, median of {rounds} alternating runs; per request, "
+                     + "; ".join(f"{name} sends {runs[name]['spans_per_request']:.1f} spans and "
+                                 f"{runs[name]['log_records_per_request']:.1f} log lines"
+                                 for name in setups if "spans_per_request" in runs[name]) + ":")
+        lines += [row(name, runs[name]) for name in setups]
+        bare = runs[BARE]
+        for name in setups[1:]:
+            added = (runs[name]["p50_ms"] - bare["p50_ms"]) * 1000
+            cpu = (runs[name]["cpu_ms"] - bare["cpu_ms"]) * 1000
+            lines.append(f"    {name} adds {added:.0f} µs at p50 and {cpu:.0f} µs of server CPU per "
+                         f"request; throughput {1 - runs[name]['rps'] / bare['rps']:.0%} lower")
+        lines += _ratio_lines(runs)
         turned_down = [name for name in runs if name in WITHOUT_ONE_SIGNAL]
         if turned_down:
-            lines.append("    instrumented, one run each, with:")
+            lines.append("    ours, one run each, with:")
             lines += [row("  " + name, runs[name]) for name in turned_down]
     return lines
 
@@ -643,8 +698,10 @@ def report_all(runs: int) -> str:
     flask = instrumentation_metrics_cost()
     lines.append(f"  a Flask request in process, the instrumentation's own metrics off (default) / on: "
                  f"{flask['off (default)']:.0f} / {flask['on']:.0f} µs CPU")
+    from .distros import compare_distros  # noqa: PLC0415 (it imports this module)
     with _bench_stack() as (spec, state):
-        lines += ["", *report_request_overhead(request_overhead(spec, state))]
+        compared = compare_distros(spec, state, say=lambda line: print(line, flush=True))
+        lines += ["", *report_request_overhead(compared)]
         lines += ["", f"spans exported by one process: {spans_per_second(spec):,.0f} spans/s"]
     from .logstore import report_log_store  # noqa: PLC0415 (it reuses _bench_stack)
     lines += ["", *report_log_store()]
