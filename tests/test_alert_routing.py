@@ -24,7 +24,7 @@ from theodore_obs.tools import binary_path
 from .conftest import ROOT, load_stack, run_cli
 from .support.alertmanager import Alertmanager, alert, running_alertmanager
 
-PORT_OFFSET = 19100
+PORT_OFFSET = 500
 ROUTING_KEY = secrets.token_hex(16)
 SMTP_PASSWORD = "smtp-" + secrets.token_hex(8)
 

@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from .conftest import native_stack
 from .test_native import eventually, get_json, prom_query, url
 
-PORT_OFFSET = 17600
+PORT_OFFSET = 600
 REQUESTS = 4
 
 

@@ -45,7 +45,7 @@ from .conftest import native_stack
 from .support.victorialogs import json_lines, logsql_string, query_logs
 from .test_native import eventually, get_json, prom_query, url
 
-PORT_OFFSET = 18000
+PORT_OFFSET = 700
 WORKERS = 2
 HEADER = "X-Correlation-ID"
 APPS = Path(__file__).parent / "apps"

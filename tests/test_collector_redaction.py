@@ -26,7 +26,7 @@ from .conftest import ROOT, load_stack, native_stack
 from .support.victorialogs import logsql_string, query_logs
 from .test_native import eventually, get_json, post_json, url
 
-PORT_OFFSET = 19200
+PORT_OFFSET = 800
 """Ports no other native-stack test module uses (checked against their offsets)."""
 
 POLICY = load_stack()["redaction"]

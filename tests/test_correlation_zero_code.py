@@ -29,7 +29,7 @@ from .conftest import native_stack
 from .support.victorialogs import json_lines, logsql_string, query_logs
 from .test_native import eventually, get_json, url
 
-PORT_OFFSET = 16800
+PORT_OFFSET = 900
 HEADER = "X-Correlation-ID"
 
 

@@ -32,7 +32,7 @@ from theodore_obs.timing import wait_until
 from .conftest import native_stack, run_cli
 from .test_native import get_json, prom_query, url
 
-PORT_OFFSET = 19300
+PORT_OFFSET = 1100
 OUTAGE = 60
 """Seconds the collector is down (issue 16, drill 4)."""
 RATE = 20

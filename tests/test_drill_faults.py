@@ -37,7 +37,7 @@ from theodore_obs.timing import duration_seconds, wait_until
 
 from tests.conftest import load_stack, run_cli
 
-PORT_OFFSET = 17200
+PORT_OFFSET = 1200
 QUEUE_TMPFS_MIB = 64
 """Size of the tmpfs under the collector's queue (drill 6 fills it)."""
 

@@ -51,7 +51,7 @@ from theodore_obs.tools import binary_path
 from .conftest import load_stack, run_cli
 from .support.alertmanager import alert, iso
 
-PORT_OFFSET = 18700
+PORT_OFFSET = 1300
 ROUTING_KEY = secrets.token_hex(16)
 NAME = "PaymentsDown"
 

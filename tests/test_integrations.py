@@ -50,7 +50,7 @@ from theodore_obs.tools import binary_path
 from .conftest import run_cli, shifted_stack
 from .support.victorialogs import query_logs
 
-PORT_OFFSET = 18400
+PORT_OFFSET = 1400
 ZIPKIN_PORT = 9411 + PORT_OFFSET
 """The collector's Zipkin receiver."""
 ZIPKIN_SERVER_PORT = ZIPKIN_PORT + 1

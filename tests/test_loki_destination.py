@@ -32,7 +32,7 @@ from theodore_obs.render import native_runtime, render_files, write_tree
 from theodore_obs.spec import Spec, load_spec
 from theodore_obs.tools import binary_path
 
-PORT_OFFSET = 16300
+PORT_OFFSET = 2000
 
 
 Received = list[tuple[str, dict[str, str], bytes]]

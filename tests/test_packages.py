@@ -30,7 +30,7 @@ from .conftest import ROOT, native_stack
 from .support.victorialogs import json_lines, logsql_string, query_logs
 from .test_native import eventually, get_json, prom_query, url
 
-PORT_OFFSET = 16900
+PORT_OFFSET = 2600
 APP_SIDE = ("theodore_telemetry", "opentelemetry", "structlog", "orjson")
 TOOLING = ("theodore_obs", "click", "jinja2", "jsonschema", "rich", "supervisor", "yaml")
 FIXTURES = Path(__file__).parent / "fixtures"
