@@ -55,7 +55,8 @@ def test_otlp_encoders_are_ours_unless_the_sdk_ones_are_asked_for() -> None:
         out = subprocess.run([instrument, sys.executable, "-c", probe], capture_output=True, text=True,
                              env={**env, "OTEL_SERVICE_NAME": "probe", "THEODORE_OTLP_ENCODER": encoder},
                              timeout=60, check=True)
-        modules[encoder] = out.stdout.strip().splitlines()[-1]
+        # The probe's own line; JSON lines are the app's logs (e.g. its last export failing at exit).
+        modules[encoder] = next(line for line in out.stdout.splitlines() if not line.startswith("{"))
     assert modules == {"theodore": "theodore_telemetry.otlp_encoding theodore_telemetry.otlp_encoding",
                        "sdk": "opentelemetry.exporter.otlp.proto.common._internal.trace_encoder "
                               "opentelemetry.exporter.otlp.proto.common._internal._log_encoder"}

@@ -134,16 +134,4 @@ def watch_providers(tracer_provider: Any, logger_provider: Any, meter_provider: 
     watched += sum(watch_batch_processor(p, "logs") for p in
                    _processors(logger_provider, "_multi_log_record_processor", "_log_record_processors"))
     watched += sum(watch_metric_reader(r) for r in _processors(meter_provider, "_metric_readers"))
-    _start_at_zero()
     return watched
-
-
-STARTED_AT_ZERO = (("spans", "queue_full"), ("spans", "export_failed"), ("logs", "queue_full"),
-                   ("logs", "export_failed"), ("metrics", "export_failed"))
-"""The series every app exports from its start, at 0: a dashboard shows "nothing dropped" rather
-than "no data", and a drop is a rise Prometheus sees."""
-
-
-def _start_at_zero() -> None:
-    for signal, reason in STARTED_AT_ZERO:
-        get_metrics().record(DROPPED, 0, signal=signal, reason=reason)

@@ -142,7 +142,10 @@ def _catalogue_panel(name: str) -> Panel:
     by, unit = list(where["by"]), UNITS.get(spec.unit, "short")
     title = spec.help
     if spec.type == "counter":
-        return timeseries(f"{subject(name)} per second", prom(rate(name, by), _legend(by)),
+        expr = rate(name, by)
+        if where.get("absent_is_zero"):  # a counter with no series until something happens: 0, not "No data"
+            expr = f"{expr} or on() vector(0)"
+        return timeseries(f"{subject(name)} per second", prom(expr, _legend(by)),
                           unit="currencyUSD" if spec.unit == "{USD}" else "short",
                           description=f"rate of {name} by {', '.join(by) or 'nothing'}")
     if spec.type == "histogram":
