@@ -10,6 +10,7 @@ taken before the first.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -114,7 +115,9 @@ def report_ingest(steps: Sequence[int] = STEPS, seconds: float = SECONDS) -> lis
         rss = idle_rss(state)
         lines.append(f"  idle RSS of the stack: {rss['total']:.0f} MiB")
         best = None
-        for rate in steps:
+        for n, rate in enumerate(steps, 1):
+            print(f"ingest step {n}/{len(steps)}: {rate:,}/s for {seconds:.0f} s, then counting",
+                  file=sys.stderr)
             step = ingest_step(spec.data, state, rate, seconds)
             usage: Usage = step["usage"]
             lines.append(f"  {rate:>6,}/s: " + "; ".join(
