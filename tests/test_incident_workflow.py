@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import yaml
 from theodore_bench.drill import drill_env, drill_spec
+from theodore_obs import native
 from theodore_obs.clients.alertmanager import matcher_text, matches, silences_alert
 from theodore_obs.commands.incident import (
     Target,
@@ -34,19 +35,10 @@ from theodore_obs.commands.incident import (
     silence_labels,
 )
 from theodore_obs.components import COMPONENTS
-from theodore_obs.render import (
-    alertmanager_flags,
-    native_runtime,
-    prometheus_flags,
-    render_files,
-    secret_files,
-    victorialogs_flags,
-    write_tree,
-)
+from theodore_obs.render import native_runtime, render_files, secret_files, write_tree
 from theodore_obs.spec import load_spec
 from theodore_obs.testing import Delivery, Receivers
 from theodore_obs.timing import wait_until
-from theodore_obs.tools import binary_path
 
 from .conftest import load_stack, run_cli
 from .support.alertmanager import alert, iso
@@ -56,21 +48,8 @@ ROUTING_KEY = secrets.token_hex(16)
 NAME = "PaymentsDown"
 
 
-def _argv(spec: dict[str, Any], state: Path) -> dict[str, list[str]]:
-    """The command lines `theodore-obs up` runs for these three."""
-    runtime, config = native_runtime(state), state / "config"
-    found = {
-        "victorialogs": [str(binary_path("victoria-logs")),
-                         *victorialogs_flags(spec, runtime, str(state / "data" / "victorialogs"))],
-        "prometheus": [str(binary_path("prometheus")),
-                       *prometheus_flags(spec, runtime, str(config / "prometheus/prometheus.yml"),
-                                         str(state / "data" / "prometheus"))],
-        "alertmanager": [str(binary_path("alertmanager")),
-                         *alertmanager_flags(spec, runtime, str(config / "alertmanager/alertmanager.yml"),
-                                             str(state / "data" / "alertmanager"))],
-    }
-    assert "--enable-feature=event-recorder" in found["alertmanager"]  # the timeline's notification rows
-    return found
+RUN = ("victorialogs", "prometheus", "alertmanager")
+"""The components this workflow needs, run with the command lines `theodore-obs up` gives them."""
 
 
 def _ready(url: str) -> bool:
@@ -104,12 +83,15 @@ def stack(receivers: Receivers, tmp_path_factory: pytest.TempPathFactory) -> Ite
         (state / "secrets" / name).write_text(values[env_var])
     processes = []
     try:
-        for name, argv in _argv(spec, state).items():
+        argv_of = native.programs(spec, native.State(state))
+        assert "--enable-feature=event-recorder" in argv_of["alertmanager"]  # the timeline's notification rows
+        for name in RUN:
+            argv = argv_of[name]
             (state / "data" / name).mkdir(parents=True, exist_ok=True)
             log = (root / f"{name}.log").open("wb")
             processes.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=state / "data" / name))
         for c in COMPONENTS:
-            if c.name in ("alertmanager", "victorialogs", "prometheus"):
+            if c.name in RUN:
                 wait_until(lambda c=c: _ready(c.health_url(spec["ports"], "127.0.0.1")), 60,
                            what=f"{c.name} not ready")
         yield {"spec": spec, "root": root, "env": {"THEODORE_OBS_SPEC": str(spec_file)},

@@ -6,8 +6,7 @@ and fed by the demo service's own traffic. Where VictoriaLogs speaks the protoco
 real end: Elasticsearch's bulk API, Splunk's HEC and OTLP (what Loki takes at /otlp) are
 forwarded to it, each into a tenant of its own, and read back with LogsQL. New Relic and
 Datadog (OTLP with their key headers) are checked and recorded locally. Zipkin's end is a real
-Zipkin server (its exec jar from the local Maven repository, run with java; a local receiver
-of Zipkin's v2 JSON when the jar is absent); Zipkin spans sent to the collector's Zipkin
+Zipkin server (the exec jar `make tools` fetches, run with java); Zipkin spans sent to the collector's Zipkin
 receiver are read back from it and from Jaeger. A revoked key fires IntegrationExportFailing in
 Prometheus; a missing secret or credential stops render, validate and `up` with the field's
 name."""
@@ -42,7 +41,6 @@ from theodore_obs.testing.integration_receivers import (
     hec_problems,
     otlp_problems,
     otlp_request,
-    zipkin_problems,
 )
 from theodore_obs.timing import wait_until
 from theodore_obs.tools import binary_path
@@ -93,13 +91,11 @@ def _routes(victorialogs: str) -> list[Route]:
         Route("loki", "X-Scope-OrgID", "team-a", ("/otlp/v1/logs",), otlp_problems,
               content_types=("application/x-protobuf",), upstream=victorialogs,
               upstream_path="/insert/opentelemetry/v1/logs", upstream_headers=tenant("loki")),
-        Route("zipkin", None, None, ("/api/v2/spans",), zipkin_problems,
-              answer=(202, "text/plain", b"")),
     ]
 
 
-def _turn_on(spec: dict[str, Any], receivers: IntegrationReceivers, zipkin: str | None = None) -> None:
-    """Every integration on, each pointed at its local service (Zipkin at ``zipkin`` if given)."""
+def _turn_on(spec: dict[str, Any], receivers: IntegrationReceivers, zipkin: str) -> None:
+    """Every integration on, each pointed at its local service (the Zipkin server at ``zipkin``)."""
     spec["integrations"] = {
         "elk": {"enabled": True, "endpoint": receivers.url("elk"), "api_key_file": "elasticsearch_api_key",
                 "signals": ["logs"]},
@@ -112,12 +108,12 @@ def _turn_on(spec: dict[str, Any], receivers: IntegrationReceivers, zipkin: str 
         "loki": {"enabled": True, "endpoint": receivers.url("loki"), "org_id": "team-a"},
         "zipkin": {"receiver": {"enabled": True, "port": ZIPKIN_PORT},
                    "exporter": {"enabled": True,
-                                "endpoint": f"{zipkin}/api/v2/spans" if zipkin else receivers.url("zipkin", "/api/v2/spans")}},
+                                "endpoint": f"{zipkin}/api/v2/spans"}},
     }
 
 
 @contextmanager
-def _zipkin_server(root: Path) -> Iterator[str | None]:
+def _zipkin_server(root: Path) -> Iterator[str]:
     """A real Zipkin server on 127.0.0.1 (in-memory storage)."""
     try:
         jar = artifact_path("zipkin-server")
@@ -155,9 +151,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         result = run_cli("up", "--spec", str(spec_file), "--timeout", "120", env=env)
         try:
             assert result.returncode == 0, result.stdout + result.stderr
-            if zipkin:
-                assert wait_until(lambda: _answers(f"{zipkin}/health"), 60, every=0.5), \
-                    (root / "zipkin.log").read_text()[-2000:]
+            assert wait_until(lambda: _answers(f"{zipkin}/health"), 60, every=0.5), \
+                (root / "zipkin.log").read_text()[-2000:]
             yield {"receivers": receivers, "ports": ports, "state": root / "state", "zipkin": zipkin}
         finally:
             run_cli("down", env=env)
@@ -279,14 +274,10 @@ def test_zipkin_spans_in_reach_jaeger_and_the_zipkin_server(stack: dict[str, Any
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as answer:
         assert answer.status == 202
-    if stack["zipkin"]:
-        found = wait_until(lambda: _zipkin_trace(stack["zipkin"], trace_id), 45, every=1.0)
-        assert found, f"trace {trace_id} not in the Zipkin server"
-        services = _get_json(f"{stack['zipkin']}/api/v2/services")
-        assert DEMO in services, f"the demo's traces are not in Zipkin: {services}"
-    else:
-        exported = stack["receivers"].wait_for("zipkin", lambda r: trace_id.encode() in r.body, 45)
-        found = [s for s in json.loads(exported.body) if s["traceId"] == trace_id]
+    found = wait_until(lambda: _zipkin_trace(stack["zipkin"], trace_id), 45, every=1.0)
+    assert found, f"trace {trace_id} not in the Zipkin server"
+    services = _get_json(f"{stack['zipkin']}/api/v2/services")
+    assert DEMO in services, f"the demo's traces are not in Zipkin: {services}"
     [out] = found
     assert (out["id"], out["name"], out["localEndpoint"]["serviceName"]) == (span_id, span["name"], "zipkin-shop")
     assert _send_failures(stack, "zipkin/zipkin") == 0
@@ -401,7 +392,7 @@ def test_the_collector_validates_every_integration_and_wants_its_secret_files(tm
     spec = load_spec("local")
     data = copy.deepcopy(spec.data)
     with IntegrationReceivers([]) as receivers:
-        _turn_on(data, receivers)
+        _turn_on(data, receivers, zipkin="http://127.0.0.1:9")  # validated only, never sent to
     state = tmp_path / "state"
     write_tree(render_files(Spec(environment=spec.environment, data=data, source=spec.source),
                             native_runtime(state)), state / "config")

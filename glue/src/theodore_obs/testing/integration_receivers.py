@@ -16,8 +16,6 @@ receivers of ``receivers.py``:
   then a JSON document, per item);
 - :func:`hec_problems`: Splunk HEC events (concatenated JSON objects with ``event`` and a
   numeric ``time``);
-- :func:`zipkin_problems`: Zipkin v2 JSON spans (hex ``traceId``/``id``, ``name``,
-  ``timestamp``/``duration`` in microseconds, ``localEndpoint.serviceName``);
 - :func:`otlp_problems`: OTLP/HTTP protobuf for ``/v1/traces``, ``/v1/metrics`` and
   ``/v1/logs`` (needs ``opentelemetry-proto``, imported when used).
 """
@@ -26,7 +24,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import re
 import threading
 import time
 import urllib.error
@@ -39,9 +36,8 @@ from typing import Any, Self
 from ..timing import wait_until
 
 __all__ = ["IntegrationReceivers", "Received", "Route", "bulk_problems", "hec_problems",
-           "otlp_problems", "otlp_request", "zipkin_problems"]
+           "otlp_problems", "otlp_request"]
 
-HEX = re.compile(r"[0-9a-f]+")
 
 PASSED_BACK = ("Content-Type", "X-Elastic-Product")
 """Headers of an upstream's answer passed back (Elasticsearch clients require the product one)."""
@@ -136,29 +132,6 @@ def hec_problems(_path: str, body: bytes) -> list[str]:
         problems += _json_problems(f"event {i}", event, {"time": (int, float)})
         if isinstance(event, dict) and "event" not in event:
             problems.append(f"event {i} has no event field")
-    return problems
-
-
-def zipkin_problems(_path: str, body: bytes) -> list[str]:
-    """What makes ``body`` an invalid Zipkin v2 JSON span list (empty when valid)."""
-    try:
-        spans = json.loads(body)
-    except json.JSONDecodeError as exc:
-        return [f"not JSON ({exc.msg})"]
-    if not isinstance(spans, list) or not spans:
-        return ["expected a non-empty list of spans"]
-    problems = []
-    for i, span in enumerate(spans):
-        problems += _json_problems(f"span {i}", span, {"traceId": str, "id": str, "timestamp": int,
-                                                        "duration": int, "localEndpoint": dict})
-        if not isinstance(span, dict):
-            continue
-        if not (HEX.fullmatch(span.get("traceId", "")) and len(span["traceId"]) in (16, 32)):
-            problems.append(f"span {i}.traceId is not 16 or 32 hex digits")
-        if not (HEX.fullmatch(span.get("id", "")) and len(span["id"]) == 16):
-            problems.append(f"span {i}.id is not 16 hex digits")
-        if not (span.get("localEndpoint") or {}).get("serviceName"):
-            problems.append(f"span {i} has no localEndpoint.serviceName")
     return problems
 
 
