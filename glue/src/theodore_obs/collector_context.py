@@ -22,7 +22,9 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from .integrations import integration_context
+from .log_sampling import log_sampling_context
 from .spec import Spec, SpecError
+from .tenants import TENANT_ATTRIBUTE, tenants
 from .timing import duration_seconds
 
 __all__ = ["STORAGE_SUBDIR", "collector_context", "storage_directory"]
@@ -69,9 +71,15 @@ def _check(spec: Spec) -> None:
         raise _fail(spec, "batch_timeout", "must be longer than 0s")
 
 
+def audit_condition(data: dict[str, Any]) -> str:
+    """The OTTL condition (log context) of the records that belong to the audit trail."""
+    return " or ".join(f'attributes["category"] == "{c}"' for c in data["audit"]["categories"])
+
+
 def collector_context(spec: Spec, runtime: _Runtime) -> dict[str, Any]:
-    """The ``collector_*`` template values of one environment and runtime (checked first), and
-    the ``integration_*`` ones of its outbound integrations (``integrations.py``)."""
+    """The ``collector_*`` template values of one environment and runtime (checked first), its
+    tenants' receivers and pipelines (``tenants.py``), the audit trail's route, the log sampling
+    policy (``log_sampling.py``) and the ``integration_*`` values (``integrations.py``)."""
     _check(spec)
     c = spec.data["collector"]
     retry = c["retry"]
@@ -86,5 +94,9 @@ def collector_context(spec: Spec, runtime: _Runtime) -> dict[str, Any]:
         "collector_queue_size": c["queue_size"],
         "collector_batch_timeout": go_duration(c["batch_timeout"]),
         "collector_batch_size": c["batch_size"],
+        "tenants": [{**vars(t), "suffix": t.suffix} for t in tenants(spec.data)],
+        "tenant_attribute": TENANT_ATTRIBUTE,
+        "audit_condition": audit_condition(spec.data),
+        "log_sampling": log_sampling_context(spec.data),
         **integration_context(spec, runtime),
     }

@@ -107,6 +107,13 @@ COMPONENTS: tuple[Component, ...] = (
               health_port="victorialogs", health_path="/health", metrics_port="victorialogs",
               kubernetes_kind="StatefulSet", version_path="/metrics", version_format="vm_metrics",
               data_dir="/victoria-logs-data", binary="victoria-logs"),
+    # The audit trail's own store (stack.yaml `audit:`): its own retention, written by the
+    # collector alone.
+    Component("victorialogs-audit", "victorialogs", "victorialogs-audit", port="victorialogs_audit",
+              health_port="victorialogs_audit", health_path="/health",
+              metrics_port="victorialogs_audit", kubernetes_kind="StatefulSet",
+              host_key="victorialogs_audit", version_path="/metrics", version_format="vm_metrics",
+              data_dir="/victoria-logs-data", binary="victoria-logs"),
     Component("vmalert", "vmalert", "vmalert", port="vmalert", health_port="vmalert",
               health_path="/health", metrics_port="vmalert", kubernetes_kind="Deployment",
               version_path="/metrics", version_format="vm_metrics", binary="vmalert",

@@ -119,6 +119,8 @@ def _arguments(spec: dict[str, Any], state: State) -> dict[str, list[str]]:
     cfg, runtime = state.config, native_runtime(state.root)
     return {
         "victorialogs": victorialogs_flags(spec, runtime, str(state.data("victorialogs"))),
+        "victorialogs-audit": victorialogs_flags(spec, runtime, str(state.data("victorialogs-audit")),
+                                                 "victorialogs-audit"),
         "vmalert": vmalert_flags(spec, runtime, str(cfg / "vmalert/rules/*.yml")),
         "jaeger": [f"--config={cfg / 'jaeger/config.yaml'}"],
         "otel-collector": [f"--config={cfg / 'otel-collector/config.yaml'}"],

@@ -121,11 +121,15 @@ def prometheus_flags(spec: dict[str, Any], runtime: Runtime, config: str, data: 
     ]
 
 
-def victorialogs_flags(spec: dict[str, Any], runtime: Runtime, data: str) -> list[str]:
-    """VictoriaLogs is configured by flags alone: listen address, storage, retention, flushing."""
-    retention = spec["retention"]["victorialogs"]
+def victorialogs_flags(spec: dict[str, Any], runtime: Runtime, data: str,
+                       store: str = "victorialogs") -> list[str]:
+    """VictoriaLogs is configured by flags alone: listen address, storage, retention, flushing.
+    ``store`` is ``victorialogs`` (the apps' logs) or ``victorialogs-audit`` (the audit trail,
+    with ``retention.audit``)."""
+    audit = store == "victorialogs-audit"
+    retention = spec["retention"]["audit" if audit else "victorialogs"]
     return [
-        f"-httpListenAddr={runtime.bind}:{spec['ports']['victorialogs']}",
+        f"-httpListenAddr={runtime.bind}:{spec['ports']['victorialogs_audit' if audit else 'victorialogs']}",
         f"-storageDataPath={data}",
         f"-retentionPeriod={retention['period']}",
         f"-retention.maxDiskSpaceUsageBytes={retention['max_disk_space']}",
@@ -210,6 +214,8 @@ def container_args(spec: dict[str, Any]) -> dict[str, list[str]]:
                                            config("alertmanager", "alertmanager/alertmanager.yml"),
                                            CONTAINER_DATA["alertmanager"]),
         "victorialogs": victorialogs_flags(spec, COMPOSE, CONTAINER_DATA["victorialogs"]),
+        "victorialogs-audit": victorialogs_flags(spec, COMPOSE, CONTAINER_DATA["victorialogs-audit"],
+                                                 "victorialogs-audit"),
         "vmalert": vmalert_flags(spec, COMPOSE, f"{config('vmalert', 'vmalert/rules')}/*.yml"),
         "jaeger": [f"--config={config('jaeger', 'jaeger/config.yaml')}"],
         "blackbox": [f"--config.file={config('blackbox', 'prometheus/blackbox.yml')}",

@@ -15,6 +15,7 @@ import yaml
 from . import spec_guard
 from .paths import repo_root
 from .schema_overlay import with_overlay
+from .tenants import problems as tenant_problems
 
 SCHEMA_FILE = "stack.schema.json"
 
@@ -186,7 +187,7 @@ def load_spec(environment: str, path: Path | None = None) -> Spec:
 
 def _check_references(data: dict[str, Any], path: Path, node: yaml.Node | None) -> None:
     """Names the schema cannot check: the demo service must be one of ``services``, the log
-    store's tenant one of ``tenants``."""
+    store's tenant one of ``tenants``; tenants' ports, spaces and tokens apart."""
     demo = data["demo"]["service"]
     if demo not in data["services"]:
         known = ", ".join(sorted(data["services"]))
@@ -197,6 +198,8 @@ def _check_references(data: dict[str, Any], path: Path, node: yaml.Node | None) 
         known = ", ".join(sorted(data["tenants"])) or "none"
         raise SpecError(path, "log_store.tenant", f"names no tenant (defined: {known})",
                         _line_of(node, ["log_store", "tenant"]))
+    for keys, message in tenant_problems(data):
+        raise SpecError(path, _dotted(keys), message, _line_of(node, keys))
 
 
 def log_tenant(spec: dict[str, Any], name: str | None = None) -> tuple[int, int]:
