@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from theodore_obs import tools
 from theodore_obs.tools import ToolError, binary_path, buildable, is_built, tool_dir
 from theodore_obs.versions import load_versions
 
@@ -51,3 +52,31 @@ def test_all_pinned_tools_are_built() -> None:
     """`make tools` ran: every buildable component is complete in the cache."""
     missing = [c.name for c in buildable(load_versions()) if not is_built(c)]
     assert not missing, f"run `make tools` (missing: {missing})"
+
+
+def _script(path: Path, body: str) -> list[str]:
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return [str(path)]
+
+
+def test_a_checksum_lookup_answered_404_is_tried_again(monkeypatch, tmp_path: Path, capsys) -> None:
+    monkeypatch.setattr(tools.time, "sleep", lambda _s: None)
+    counter, log = tmp_path / "tries", tmp_path / "build.log"
+    lookup = ("go: example.com/m@v1.0.0: verifying go.mod: reading https://proxy.golang.org/sumdb/"
+              "sum.golang.org/lookup/example.com/m@v1.0.0: 404 Not Found")
+    cmd = _script(tmp_path / "go", f'echo x >> {counter}\n'
+                  f'[ "$(wc -l < {counter})" -ge 3 ] && exit 0\necho "{lookup}"\nexit 1\n')
+    with tools._Heartbeat("demo", every=3600) as beat:
+        tools._run_go(cmd, tmp_path, {}, beat, log)
+    assert counter.read_text().count("x") == 3
+    assert "checksum database answered 404 for example.com/m@v1.0.0; trying again (3/6)" in capsys.readouterr().out
+
+
+def test_any_other_go_failure_is_not_tried_again(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(tools.time, "sleep", lambda _s: None)
+    counter = tmp_path / "tries"
+    cmd = _script(tmp_path / "go", f'echo x >> {counter}\necho "main.go:3: undefined: foo"\nexit 1\n')
+    with tools._Heartbeat("demo", every=3600) as beat, pytest.raises(ToolError, match="undefined: foo"):
+        tools._run_go(cmd, tmp_path, {}, beat, tmp_path / "build.log")
+    assert counter.read_text().count("x") == 1

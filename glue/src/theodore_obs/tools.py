@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -117,7 +118,34 @@ def _go_env(gobin: Path | None = None) -> dict[str, str]:
     return env
 
 
+SUMDB_MISS = re.compile(r"sum\.golang\.org/lookup/\S+: 404 Not Found")
+"""The checksum database's answer the module proxy here sometimes gives for a module it serves:
+asked again a few seconds later, it answers (and the go command caches what it learned)."""
+
+SUMDB_TRIES = 6
+
+
 def _run_go(cmd: list[str], cwd: Path, env: dict[str, str], beat: _Heartbeat, log: Path) -> None:
+    """Run one go (or builder) command; again, up to SUMDB_TRIES times, while the only trouble
+    is a checksum lookup the module proxy answered 404."""
+    for attempt in range(1, SUMDB_TRIES + 1):
+        start = log.stat().st_size if log.exists() else 0
+        try:
+            _run_go_once(cmd, cwd, env, beat, log)
+            return
+        except ToolError:
+            with log.open() as text:
+                text.seek(start)
+                missed = SUMDB_MISS.search(text.read())
+            if missed is None or attempt == SUMDB_TRIES:
+                raise
+            module = missed.group(0).split(":")[0].rsplit("/lookup/", 1)[-1]
+            print(f"      {beat.label}: the checksum database answered 404 for {module}; "
+                  f"trying again ({attempt + 1}/{SUMDB_TRIES})", flush=True)
+            time.sleep(5 * attempt)
+
+
+def _run_go_once(cmd: list[str], cwd: Path, env: dict[str, str], beat: _Heartbeat, log: Path) -> None:
     with log.open("a") as out:
         out.write(f"$ {' '.join(cmd)}  (in {cwd})\n")
         out.flush()
