@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -40,21 +40,27 @@ def write_spec(tmp_path: Path):
     return write
 
 
-def shifted_stack(root: Path, offset: int) -> tuple[dict, Path]:
-    """stack.yaml with every port (the demo's too) shifted by ``offset``, written to ROOT/stack.yaml."""
+def shifted_stack(root: Path, offset: int,
+                  edit: Callable[[dict], None] | None = None) -> tuple[dict, Path]:
+    """stack.yaml with every port (the demo's too) shifted by ``offset``, then changed by ``edit``,
+    written to ROOT/stack.yaml."""
     spec = load_stack()
     spec["ports"] = {name: port + offset for name, port in spec["ports"].items()}
     spec["services"]["theodore-demo"]["port"] += offset
     spec["demo"]["upstream_port"] += offset
+    if edit is not None:
+        edit(spec)
     spec_file = root / "stack.yaml"
     spec_file.write_text(yaml.safe_dump(spec))
     return spec, spec_file
 
 
-def native_stack(root: Path, port_offset: int) -> Iterator[dict]:
-    """Run `theodore-obs up` on the spec's ports shifted by ``port_offset``, state under
-    ``root``; yield its spec, spec file, CLI environment, state and `up` result, then stop it."""
-    spec, spec_file = shifted_stack(root, port_offset)
+def native_stack(root: Path, port_offset: int,
+                 edit: Callable[[dict], None] | None = None) -> Iterator[dict]:
+    """Run `theodore-obs up` on the spec's ports shifted by ``port_offset`` (and changed by
+    ``edit``), state under ``root``; yield its spec, spec file, CLI environment, state and `up`
+    result, then stop it."""
+    spec, spec_file = shifted_stack(root, port_offset, edit)
     env = {"THEODORE_OBS_STATE": str(root / "state"), "SLACK_API_URL": "http://127.0.0.1:9/slack"}
     started = time.monotonic()
     result = run_cli("up", "--spec", str(spec_file), "--timeout", "120", env=env)
