@@ -89,9 +89,10 @@ def test_each_tenant_writes_through_its_own_authenticated_receivers(tmp_path: Pa
     pipelines = config["service"]["pipelines"]
     for signal in ("traces", "metrics", "logs", "traces/spanmetrics"):
         assert pipelines[f"{signal}/team-a"]["receivers"][0] == "otlp/team-a"
-        assert pipelines[f"{signal}/team-a"]["processors"][:2] == ["memory_limiter", "resource/tenant-team-a"]
-    assert config["processors"]["resource/tenant-team-a"]["attributes"] == [
-        {"key": "theodore.tenant", "value": "team-a", "action": "upsert"}]
+        assert pipelines[f"{signal}/team-a"]["processors"][:2] == ["memory_limiter", "transform/tenant-team-a"]
+    tenant = config["processors"]["transform/tenant-team-a"]
+    for signal in ("trace", "metric", "log"):
+        assert tenant[f"{signal}_statements"] == ['set(resource.attributes["theodore.tenant"], "team-a")']
     headers = config["exporters"]["otlphttp/victorialogs/team-a"]["headers"]
     assert (headers["AccountID"], headers["ProjectID"]) == ("1", "0")
     assert pipelines["logs/store/team-a"]["exporters"] == ["otlphttp/victorialogs/team-a"]

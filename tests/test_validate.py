@@ -40,7 +40,7 @@ BREAKAGES = {
                                   "promtool check config"),
     "prometheus/rules/stack-health.yml": ("expr: up == 0", "expr: up ==", "promtool check rules"),
     "alertmanager/alertmanager.yml": ("receiver: low", "receiver: nobody", "amtool check-config"),
-    "otel-collector/config.yaml": ("processors: [memory_limiter, resource/tenant-theodore, resourcedetection]",
+    "otel-collector/config.yaml": ("processors: [memory_limiter, transform/tenant-theodore, resourcedetection]",
                                    "processors: [memory_limiter, nosuchprocessor]",
                                    "otelcol validate"),
     "otel-collector/agent.yaml": ("routing_key: traceID", "routing_key: spanID", "otelcol validate"),
