@@ -460,13 +460,20 @@ def test_every_log_request_names_its_tenant(fake_backend: str, tmp_path: Path) -
         _sent(command, fake_backend)
         assert _tenants() == [("0", "0")]
     spec = load_stack()
-    spec["tenants"]["ops"] = {"description": "Operations", "account_id": 7, "project_id": 3}
+    spec["tenants"]["ops"] = {"description": "Operations", "account_id": 7, "project_id": 3,
+                              "token_file": "ops_token", "ports": {"otlp_grpc": 4327, "otlp_http": 4328}}
     (tmp_path / "stack.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     env = {"THEODORE_OBS_SPEC": str(tmp_path / "stack.yaml")}
-    for command in (["logs", "--tenant", "ops"], ["export", "logs", "--tenant", "ops", "-o", str(tmp_path / "x")]):
-        _sent(command, fake_backend, env)
-        assert _tenants() == [("7", "3")]
+    _sent(["export", "logs", "--tenant", "ops", "-o", str(tmp_path / "x")], fake_backend, env)
+    assert _tenants() == [("7", "3")]
     assert json.loads((tmp_path / "x").read_text())["tenant"] == "ops"
+    # `logs --tenant` of a tenant with a token asks vmauth with it, which sets the tenant itself.
+    token = tmp_path / "ops_token"
+    token.write_text("ops-" + "t" * 28 + "\n")
+    _sent(["logs", "--tenant", "ops", "--token-file", str(token), "--vmauth-url", f"{fake_backend}/ok"],
+          fake_backend, env)
+    assert _tenants() == [(None, None)]
+    assert [h.get("authorization") for _, _, h in SEEN] == ["Bearer ops-" + "t" * 28]
     unknown = CliRunner().invoke(main, ["logs", "--tenant", "nope", "--victorialogs-url", f"{fake_backend}/ok"],
                                  env=env)
     assert unknown.exit_code == 2

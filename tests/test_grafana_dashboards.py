@@ -140,7 +140,7 @@ def test_panels_link_to_runbooks_and_traces() -> None:
 
 def test_datasources_link_the_three_signals_both_ways() -> None:
     ds = provisioned_datasources("local")
-    assert set(ds) == {"prometheus", "victorialogs", "jaeger", "alertmanager"}
+    assert set(ds) == {"prometheus", "victorialogs", "jaeger", "alertmanager", "audit-logs"}
     assert ds["victorialogs"]["type"] == LOGS
     assert ds["prometheus"]["jsonData"]["exemplarTraceIdDestinations"][0]["datasourceUid"] == "jaeger"
     (derived,) = ds["victorialogs"]["jsonData"]["derivedFields"]

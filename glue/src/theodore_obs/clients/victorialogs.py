@@ -1,6 +1,7 @@
 """VictoriaLogs' HTTP API: LogsQL queries over a time range (JSON lines), and LogsQL literals.
 
-Every request names its tenant with the ``AccountID`` and ``ProjectID`` headers. A query
+Every request names its tenant with the ``AccountID`` and ``ProjectID`` headers, or goes through
+vmauth with a reader's bearer token (:class:`VmauthLogs`), which sets them itself. A query
 VictoriaLogs cannot parse is answered HTTP 400; it is raised as :class:`RejectedQuery` (the
 CLI's exit 2, bad input), anything else that goes wrong as the usual backend errors.
 """
@@ -120,4 +121,30 @@ class VictoriaLogs(HttpBackend):
         """A 400 that is not an HTML page is VictoriaLogs refusing the query itself."""
         if status == 400 and kind != "text/html":
             return RejectedQuery(self.name, self.shown_url, status, summarise(body, kind) or "bad query")
+        return super()._refusal(status, body, kind)
+
+
+class TokenRefused(BackendError):
+    """vmauth did not take the reader's token (HTTP 401 or 403)."""
+
+
+class VmauthLogs(VictoriaLogs):
+    """The logs a bearer token may read through vmauth, the log stores' read gateway: vmauth
+    picks the store and the tenant's space from the token, so no tenant headers are sent.
+    ``source`` names where the token came from in a refusal (never the token itself)."""
+
+    name = "vmauth"
+
+    def __init__(self, base_url: str, token: str, source: str, timeout: float | None = None) -> None:
+        super().__init__(base_url, timeout=timeout)
+        for header in ("AccountID", "ProjectID"):
+            self.headers.pop(header)
+        self.headers["Authorization"] = f"Bearer {token}"
+        self.source = source
+
+    def _refusal(self, status: int, body: bytes, kind: str) -> BackendError:
+        if status in (401, 403):
+            detail = summarise(body, kind) or "no detail"
+            return TokenRefused(self.name, self.shown_url, status, f"the token from {self.source} was "
+                                f"refused ({detail}): not a current token of this stack")
         return super()._refusal(status, body, kind)

@@ -1,4 +1,8 @@
-"""``logs``: the apps' logs in VictoriaLogs, filtered by level, component, correlation ID and text."""
+"""``logs``: the apps' logs in VictoriaLogs, filtered by level, component, correlation ID and text.
+
+``--tenant NAME`` of a tenant with a ``token_file`` reads through vmauth with that tenant's token,
+``--audit`` the audit trail with the auditors' token (``tenant_access``); either token comes from
+``--token-file``, by default the native stack's secret file."""
 
 from __future__ import annotations
 
@@ -10,9 +14,12 @@ from typing import Any
 
 import click
 
-from ..clients.victorialogs import VictoriaLogs, logsql_string, time_ns
+from ..clients.victorialogs import VictoriaLogs, VmauthLogs, logsql_string, time_ns
+from ..components import component
+from ..paths import state_root
 from ..spec import log_tenant
-from ._common import Context, emit, operator_command, seconds, write_json
+from ..tenant_access import TokenError, read_token
+from ._common import Context, _url_option, emit, operator_command, seconds, write_json
 from ._errors import EXIT_BAD_INPUT, fail
 from ._inputs import LIMIT, SECONDS, SINCE, TEXT, output_file
 
@@ -29,6 +36,9 @@ RECORD_FIELDS = {"service": "service.name", "logger": "scope.name", "correlation
 TENANT = click.option("--tenant", type=TEXT,
                       help="The spec's tenant whose logs to read (default: log_store.tenant).")
 """The ``--tenant`` option of ``logs`` and ``export logs``."""
+
+VMAUTH_URL_ENV = "THEODORE_OBS_VMAUTH_URL"
+"""Environment variable overriding vmauth's base URL (default: the spec's port on 127.0.0.1)."""
 
 
 def logsql(level: str | None = None, component: str | None = None, correlation_id: str | None = None,
@@ -59,6 +69,41 @@ def log_store(ctx: Context, tenant: str | None = None) -> tuple[str, VictoriaLog
              EXIT_BAD_INPUT)
     account_id, project_id = log_tenant(ctx.spec, name)
     return name, VictoriaLogs(ctx.backends.victorialogs, account_id, project_id)
+
+
+def _token(token_file: Path | None, default: str) -> tuple[str, str]:
+    """The token and where it came from: ``--token-file``, else the native stack's secret file
+    ``default``; exit 2 saying what is wrong with the file."""
+    path = token_file or state_root() / "secrets" / default
+    try:
+        return read_token(path), str(path)
+    except TokenError as exc:
+        where = "--token-file " if token_file else ""
+        hint = "" if token_file else (" (`theodore-obs up` writes it for the native stack; "
+                                      "elsewhere pass --token-file)")
+        fail(f"{where}{exc}{hint}", EXIT_BAD_INPUT)
+
+
+def reader(ctx: Context, tenant: str | None, audit: bool, token_file: Path | None,
+           vmauth_url: str | None) -> tuple[str | None, VictoriaLogs]:
+    """Whose logs ``logs`` reads (None: the audit trail) and through what: vmauth with the
+    tenant's or the auditors' token, or the log store itself for the tenants without a token
+    (``log_store.tenant`` when no ``--tenant`` is given, as always)."""
+    if audit and tenant is not None:
+        fail("--audit reads the audit trail with the auditors' token: leave out --tenant", EXIT_BAD_INPUT)
+    if audit:
+        name, file = None, ctx.spec["audit"]["reader_token_file"]
+    else:
+        name, store = log_store(ctx, tenant)
+        file = ctx.spec["tenants"][name].get("token_file") if tenant is not None else None
+        if file is None:
+            if token_file is not None:
+                fail(f"--token-file: tenant {name!r} has no token_file in the spec; its logs are read "
+                     "from the log store itself", EXIT_BAD_INPUT)
+            return name, store
+    token, source = _token(token_file, file)
+    url = vmauth_url or component("vmauth").base_url(ctx.spec["ports"], "127.0.0.1")
+    return name, VmauthLogs(url, token, source)
 
 
 def entry(record: dict[str, str]) -> dict[str, Any]:
@@ -119,6 +164,12 @@ def follow(store: VictoriaLogs, query: str, start_ns: int, interval: float, max_
 @click.option("--follow", "follow_", is_flag=True, help="Keep printing new lines until Ctrl-C.")
 @click.option("--search", type=TEXT, help="Only lines containing this text.")
 @TENANT
+@click.option("--audit", is_flag=True,
+              help="Read the audit trail (audit and security events) with the auditors' token.")
+@click.option("--token-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="The token for vmauth of --tenant or --audit (default: the native stack's secret file).")
+@click.option("--vmauth-url", envvar=VMAUTH_URL_ENV, callback=_url_option,
+              help="vmauth base URL for --tenant and --audit (default: from the spec).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @output_file("--export", "export_path", help="Also write the lines as a JSON document to this file.")
 @click.option("--limit", type=LIMIT, default=100, show_default=True, help="At most this many lines (newest).")
@@ -128,10 +179,11 @@ def follow(store: VictoriaLogs, query: str, start_ns: int, interval: float, max_
 @click.option("--max-seconds", type=SECONDS, hidden=True, help="Stop --follow after this long.")
 @operator_command
 def logs(ctx: Context, level: str | None, component: str | None, correlation_id: str | None, since: str,
-         follow_: bool, search: str | None, tenant: str | None, fmt: str, export_path: Path | None,
-         limit: int, interval: float, max_lines: int | None, max_seconds: float | None) -> None:
-    """Search and tail the apps' logs in VictoriaLogs (LogsQL)."""
-    tenant, store = log_store(ctx, tenant)
+         follow_: bool, search: str | None, tenant: str | None, audit: bool, token_file: Path | None,
+         vmauth_url: str | None, fmt: str, export_path: Path | None, limit: int, interval: float,
+         max_lines: int | None, max_seconds: float | None) -> None:
+    """Search and tail the apps' logs in VictoriaLogs (LogsQL), or the audit trail (--audit)."""
+    tenant, store = reader(ctx, tenant, audit, token_file, vmauth_url)
     query = logsql(level, component, correlation_id, search)
     now_ns = time.time_ns()
     start_ns = now_ns - int(seconds(since) * 1e9)
@@ -140,7 +192,8 @@ def logs(ctx: Context, level: str | None, component: str | None, correlation_id:
             click.echo(json.dumps(e) if fmt == "json" else text_line(e))
         return
     entries = fetch(store, query, start_ns, now_ns, limit)
-    document = {"query": query, "since": since, "tenant": tenant, "count": len(entries), "entries": entries}
+    document = {"query": query, "since": since, "tenant": tenant, "audit": audit, "count": len(entries),
+                "entries": entries}
     if export_path:
         write_json(export_path, document)
     if fmt == "json":
