@@ -218,6 +218,15 @@ def test_the_cli_reads_a_tenant_through_vmauth_with_its_token(stack: dict[str, A
         "without --tenant: the log store's own tenant, as before"
 
 
+def test_the_cli_follows_a_tenant_through_vmauth(stack: dict[str, Any]) -> None:
+    eventually(lambda: _a_sees_all_its_own(_query(_vmauth(stack), _bearer(stack["tokens"]["team-a"]))))
+    result = run_cli("logs", "--spec", str(stack["spec_file"]), "--tenant", "team-a", "--search", MARK,
+                     "--since", "15m", "--follow", "--format", "json", "--max-lines", str(LINES + 1),
+                     "--max-seconds", "30", env=stack["env"])
+    assert result.returncode == 0, result.stderr
+    assert {json.loads(line)["message"] for line in result.stdout.splitlines()} == planted("team-a") | {CLAIM}
+
+
 def test_the_cli_names_a_refused_token_without_showing_it(stack: dict[str, Any], tmp_path: Path) -> None:
     wrong = tmp_path / "wrong"
     wrong.write_text("not-a-token-of-this-stack-" + "z" * 10)
