@@ -17,7 +17,7 @@ from theodore_obs.timing import wait_until
 from .conftest import native_stack
 from .support.victorialogs import logsql_string, query_logs
 
-PORT_OFFSET = 2900
+PORT_OFFSET = 3300
 KEEP_PERCENT = 10
 SAMPLED, KEPT_WHOLE = "sampling-info", "sampling-keep-all"
 INFO_LINES, WARN_LINES, TRACED_LINES, AUDIT_LINES, KEEP_ALL_LINES = 2000, 200, 200, 100, 300
