@@ -26,6 +26,8 @@ WORKLOADS = {
     ("StatefulSet", "prometheus"): "prometheus",
     ("StatefulSet", "alertmanager"): "alertmanager",
     ("StatefulSet", "victorialogs"): "victorialogs",
+    ("StatefulSet", "victorialogs-audit"): "victorialogs-audit",
+    ("Deployment", "vmauth"): "vmauth",
     ("Deployment", "vmalert"): "vmalert",
     ("StatefulSet", "jaeger"): "jaeger",
     ("Deployment", "grafana"): "grafana",

@@ -33,7 +33,8 @@ pytestmark = pytest.mark.skipif(not _engine_answers(),
 @pytest.fixture(scope="module")
 def compose_stack():
     compose = ["docker", "compose", "-f", str(ROOT / "rendered/local/compose.yaml")]
-    env = {**os.environ, "GF_SECURITY_ADMIN_PASSWORD": "test-only-password"}
+    env = {**os.environ, "GF_SECURITY_ADMIN_PASSWORD": "test-only-password",
+           "AUDIT_READER_TOKEN": "test-only-audit-reader-token"}
     up = subprocess.run([*compose, "up", "-d", "--wait"], env=env, capture_output=True, text=True,
                         timeout=600, check=False)
     try:
@@ -46,9 +47,10 @@ def test_compose_stack_becomes_healthy(compose_stack) -> None:
     assert compose_stack.returncode == 0, compose_stack.stderr
 
 
-@pytest.mark.parametrize(("port", "path"), [(9090, "/-/ready"), (9093, "/-/ready"), (3100, "/ready"),
+@pytest.mark.parametrize(("port", "path"), [(9090, "/-/ready"), (9093, "/-/ready"), (9428, "/health"),
                                             (16686, "/api/services"), (13133, "/"), (9115, "/-/healthy"),
-                                            (3000, "/api/health"), (8000, "/readyz")])
+                                            (3000, "/api/health"), (8000, "/readyz"),
+                                            (9429, "/health"), (8427, "/health")])
 def test_compose_component_answers(compose_stack, port: int, path: str) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
         assert response.status == 200

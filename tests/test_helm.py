@@ -37,7 +37,8 @@ from .helm_support import (
 ENVS = environments()
 VERSION_KEYS = {"otel-collector-agent": "otelcol", "otel-collector-gateway": "otelcol",
                 "prometheus": "prometheus", "alertmanager": "alertmanager",
-                "victorialogs": "victorialogs", "vmalert": "vmalert", "jaeger": "jaeger", "grafana": "grafana", "blackbox": "blackbox_exporter"}
+                "victorialogs": "victorialogs", "victorialogs-audit": "victorialogs", "vmauth": "vmauth",
+                "vmalert": "vmalert", "jaeger": "jaeger", "grafana": "grafana", "blackbox": "blackbox_exporter"}
 POD_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
 
 
@@ -160,7 +161,7 @@ def test_every_rendered_config_ships_in_the_chart(env: str, rendered) -> None:
     manifests = rendered("default", env)
     shipped = [content for m in manifests if m["kind"] == "ConfigMap" for content in m["data"].values()]
     base = ROOT / "rendered" / env
-    components = ["otel-collector", "prometheus", "alertmanager", "vmalert", "jaeger", "grafana"]
+    components = ["otel-collector", "prometheus", "alertmanager", "vmalert", "vmauth", "jaeger", "grafana"]
     files = [p for c in components for p in (base / c).rglob("*")
              if p.is_file() and not p.relative_to(base).as_posix().startswith(CHECKED_NOT_MOUNTED)]
     assert files
@@ -356,7 +357,7 @@ def test_services_keep_the_host_names_the_configs_use(rendered) -> None:
 
 def test_pod_disruption_budgets_cover_replicated_workloads(rendered) -> None:
     pdbs = {m["metadata"]["name"] for m in rendered("ha") if m["kind"] == "PodDisruptionBudget"}
-    assert pdbs == {"otel-collector-gateway", "alertmanager"}
+    assert pdbs == {"otel-collector-gateway", "alertmanager", "vmauth"}
     assert not [m for m in rendered("minimal") if m["kind"] == "PodDisruptionBudget"]
 
 
@@ -388,6 +389,10 @@ BAD_VALUES = [
     (["--set", "victorialogs.persistence.size=lots"], "/victorialogs/persistence/size"),
     (["--set", "victorialogs.external.selectHost=Bad_Host"], "/victorialogs/external/selectHost"),
     (["--set", "victorialogs.terminationGracePeriodSeconds=0"], "/victorialogs/terminationGracePeriodSeconds"),
+    (["--set", "victorialogsAudit.persistence.size=lots"], "/victorialogsAudit/persistence/size"),
+    (["--set", "vmauth.replicas=0"], "/vmauth/replicas"),
+    (["--set", "tenants.existingSecret=Tenant_Tokens"], "/tenants/existingSecret"),
+    (["--set", "networkPolicy.vmauthFromNamespaces.names=ops"], "additional properties 'names' not allowed"),
 ]
 
 
@@ -444,6 +449,7 @@ def test_notes_name_the_secrets_to_create(scratch: Path) -> None:
     assert result.returncode == 0, result.stderr
     notes = result.stdout.split("NOTES:", 1)[1]
     assert "create secret generic grafana-admin" in notes
+    assert "create secret generic theodore-tenants --from-literal=audit_reader_token='<token>'" in notes
     assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://otel-collector.observability.svc:4318" in notes
     for name in secret_files(load_spec("prod").data):
         assert name in notes
@@ -524,11 +530,11 @@ def test_integration_secrets_and_the_zipkin_port_reach_compose_and_the_gateway(s
                          "--set", "collector.gateway.secretFiles.splunk_hec_token.existingSecret=splunk", chart=chart)
     objects = by_kind(manifests)
     gateway = pod_spec(objects[("StatefulSet", "otel-collector-gateway")])
-    volume = next(v for v in gateway["volumes"] if v["name"] == "integration-secrets")
+    volume = next(v for v in gateway["volumes"] if v["name"] == "collector-secrets")
     assert volume["projected"]["sources"] == [
         {"secret": {"name": "splunk", "items": [{"key": "splunk_hec_token", "path": "splunk_hec_token"}]}}]
     container = gateway["containers"][0]
-    assert {"name": "integration-secrets", "mountPath": "/run/secrets", "readOnly": True} in container["volumeMounts"]
+    assert {"name": "collector-secrets", "mountPath": "/run/secrets", "readOnly": True} in container["volumeMounts"]
     assert {"name": "zipkin", "containerPort": 9411, "protocol": "TCP"} in container["ports"]
     service = objects[("Service", "otel-collector-gateway")]
     assert {"name": "zipkin", "port": 9411, "targetPort": "zipkin", "protocol": "TCP"} in service["spec"]["ports"]
@@ -571,7 +577,7 @@ def test_an_external_victorialogs_cluster_takes_the_host_names(rendered) -> None
     """The cluster chart's hosts: no VictoriaLogs here, the collector writes to vlinsert, readers read vlselect."""
     manifests = rendered("external-logs")
     objects = by_kind(manifests)
-    logs = [m for m in manifests if m["metadata"]["name"].startswith("victorialogs")]
+    logs = [m for m in manifests if m["metadata"]["name"] in ("victorialogs", "victorialogs-insert")]
     assert sorted((m["kind"], m["metadata"]["name"], m["spec"]["type"], m["spec"]["externalName"]) for m in logs) == [
         ("Service", "victorialogs", "ExternalName", SELECT),
         ("Service", "victorialogs-insert", "ExternalName", INSERT)]
@@ -579,7 +585,9 @@ def test_an_external_victorialogs_cluster_takes_the_host_names(rendered) -> None
     assert all(m["spec"]["ports"] == [{"name": "http", "port": port, "protocol": "TCP"}] for m in logs)
     gateway = yaml.safe_load(mounted_files(manifests, ("StatefulSet", "otel-collector-gateway"))["/etc/otelcol/config.yaml"])
     endpoints = [e["logs_endpoint"] for e in gateway["exporters"].values() if "logs_endpoint" in e]
-    assert endpoints == [f"http://victorialogs-insert:{port}/insert/opentelemetry/v1/logs"]
+    audit = load_spec("prod").data["ports"]["victorialogs_audit"]  # the audit trail's store stays here
+    assert endpoints == [f"http://victorialogs-insert:{port}/insert/opentelemetry/v1/logs",
+                         f"http://victorialogs-audit:{audit}/insert/opentelemetry/v1/logs"]
     vmalert = pod_spec(objects[("Deployment", "vmalert")])["containers"][0]["args"]
     assert f"-datasource.url=http://victorialogs:{port}" in vmalert
     datasources = mounted_files(manifests, ("Deployment", "grafana"))[
@@ -593,7 +601,8 @@ def test_one_external_host_for_insert_and_select_keeps_the_configs_byte_for_byte
     """vmauth in front of the cluster serves both paths: one ExternalName, the rendered config as is."""
     manifests = template(scratch, "--set", f"victorialogs.external.insertHost={SELECT}",
                          "--set", f"victorialogs.external.selectHost={SELECT}")
-    logs = [(m["kind"], m["metadata"]["name"]) for m in manifests if m["metadata"]["name"].startswith("victorialogs")]
+    logs = [(m["kind"], m["metadata"]["name"]) for m in manifests
+            if m["metadata"]["name"] in ("victorialogs", "victorialogs-insert")]
     assert logs == [("Service", "victorialogs")]
     seen = mounted_files(manifests, ("StatefulSet", "otel-collector-gateway"))["/etc/otelcol/config.yaml"]
     assert seen == (ROOT / "rendered/prod/otel-collector/config.yaml").read_text()
@@ -665,8 +674,9 @@ def test_grafana_installs_the_pinned_logs_plugin_once(rendered) -> None:
 def test_only_the_stack_pods_that_use_them_reach_victorialogs_and_vmalert(rendered) -> None:
     policies = {m["metadata"]["name"]: m for m in rendered() if m["kind"] == "NetworkPolicy"}
 
-    def sources(name: str) -> list[str]:
-        (rule,) = policies[name]["spec"]["ingress"]
+    def sources(name: str, port: int | None = None) -> list[str]:
+        rule = policies[name]["spec"]["ingress"][0]
+        assert rule.get("ports") == ([{"protocol": "TCP", "port": port}] if port else None), name
         (peer,) = rule["from"]
         assert peer["podSelector"]["matchLabels"] == {"app.kubernetes.io/instance": "obs",
                                                       "app.kubernetes.io/part-of": "theodore-observability"}
@@ -675,8 +685,14 @@ def test_only_the_stack_pods_that_use_them_reach_victorialogs_and_vmalert(render
         return sorted(expression["values"])
 
     assert sources("victorialogs") == ["alertmanager", "blackbox", "grafana", "otel-collector-gateway",
-                                       "prometheus", "readiness-test", "vmalert"]  # alertmanager: its events
+                                       "prometheus", "readiness-test", "vmalert", "vmauth"]  # alertmanager: its events
+    assert len(policies["victorialogs"]["spec"]["ingress"]) == 1
     assert sources("vmalert") == ["blackbox", "prometheus", "readiness-test"]
+    # The audit trail: written by the gateway alone, read by vmauth and Grafana, on its port only.
+    assert sources("victorialogs-audit", 9429) == ["blackbox", "grafana", "otel-collector-gateway",
+                                                   "prometheus", "readiness-test", "vmauth"]
+    assert len(policies["victorialogs-audit"]["spec"]["ingress"]) == 1
+    assert sources("vmauth", 8427) == ["blackbox", "grafana", "prometheus", "readiness-test"]
     internal = policies["alertmanager"]["spec"]["ingress"][0]["from"][0]["podSelector"]
     assert "matchExpressions" not in internal  # vmalert notifies it, like Prometheus
 
@@ -729,3 +745,131 @@ def test_gateway_memory_limit_stays_above_the_rendered_memory_limiter(env: str, 
         mib = load_spec(env).data["collector"]["memory_limit_mib"]
         assert (f"collector.gateway.resources.limits.memory ({limit}) must be above the gateway's "
                 f"rendered memory_limiter limit, {mib} MiB") in result.stderr
+
+
+# --- tenants, the audit trail's store and vmauth ----------------------------------------------
+
+TEAM_A = {"description": "Team A", "account_id": 7, "project_id": 0, "token_file": "team_a_token",
+          "ports": {"otlp_grpc": 4417, "otlp_http": 4418}}
+
+
+@pytest.fixture(scope="module")
+def tenant_chart(tmp_path_factory) -> Path:
+    """The chart with an environment `tenants` holding a second tenant, team-a, beside prod's."""
+    return _render_environment(tmp_path_factory.mktemp("tenants"), "tenants",
+                               {"demo": {"enabled": False}, "tenants": {"team-a": TEAM_A}})
+
+
+def test_a_tenant_writes_to_its_own_ports_with_its_token_in_compose(tenant_chart: Path) -> None:
+    """The collector publishes the tenant's OTLP ports and reads its token from a compose secret;
+    vmauth and Grafana get every reader token, each from the environment, never a value."""
+    compose = yaml.safe_load((tenant_chart / "files/rendered/tenants/compose.yaml").read_text())
+    services = compose["services"]
+    collector = services["otel-collector"]
+    assert {"${BIND_ADDRESS:-127.0.0.1}:4417:4417", "${BIND_ADDRESS:-127.0.0.1}:4418:4418"} <= set(collector["ports"])
+    assert collector["secrets"] == ["team_a_token"]
+    assert collector["depends_on"]["victorialogs-audit"] == {"condition": "service_healthy"}
+    assert compose["secrets"]["team_a_token"] == {"environment": "TEAM_A_TOKEN"}
+    assert compose["secrets"]["audit_reader_token"] == {"environment": "AUDIT_READER_TOKEN"}
+    assert services["vmauth"]["environment"] == {
+        "TEAM_A_TOKEN": "${TEAM_A_TOKEN:?set TEAM_A_TOKEN to the token of team_a_token}",
+        "AUDIT_READER_TOKEN": "${AUDIT_READER_TOKEN:?set AUDIT_READER_TOKEN to the token of audit_reader_token}"}
+    assert services["vmauth"]["volumes"] == ["./vmauth/auth.yml:/etc/vmauth/auth.yml:ro"]
+    assert sorted(services["grafana"]["secrets"]) == ["audit_reader_token", "team_a_token"]
+    audit = services["victorialogs-audit"]
+    assert audit["volumes"] == ["victorialogs-audit-data:/victoria-logs-data"]
+    assert audit["stop_grace_period"] == "30s" and "victorialogs-audit-data" in compose["volumes"]
+    assert "-retentionPeriod=365d" in audit["command"]
+
+
+def test_a_tenant_writes_to_the_gateway_ports_with_its_token_from_the_tenants_secret(
+        tenant_chart: Path, scratch: Path) -> None:
+    """The gateway serves and opens the tenant's OTLP ports and mounts its token; vmauth and
+    Grafana read every reader token from the one Secret; all of it valid for the API."""
+    manifests = template(scratch, "--set", "environment=tenants", chart=tenant_chart)
+    objects = by_kind(manifests)
+    gateway = pod_spec(objects[("StatefulSet", "otel-collector-gateway")])
+    container = gateway["containers"][0]
+    assert {"name": "grpc-4417", "containerPort": 4417, "protocol": "TCP"} in container["ports"]
+    assert {"name": "http-4418", "containerPort": 4418, "protocol": "TCP"} in container["ports"]
+    service = objects[("Service", "otel-collector-gateway")]["spec"]["ports"]
+    assert {"name": "http-4418", "port": 4418, "targetPort": "http-4418", "protocol": "TCP"} in service
+    volume = next(v for v in gateway["volumes"] if v["name"] == "collector-secrets")
+    assert volume["projected"]["sources"] == [{"secret": {"name": "theodore-tenants", "items": [
+        {"key": "team_a_token", "path": "team_a_token"}]}}]
+    assert {"name": "collector-secrets", "mountPath": "/run/secrets", "readOnly": True} in container["volumeMounts"]
+    config = yaml.safe_load(mounted_files(manifests, ("StatefulSet", "otel-collector-gateway"))["/etc/otelcol/config.yaml"])
+    assert config["extensions"]["bearertokenauth/team-a"]["filename"] == "/run/secrets/team_a_token"
+    open_ports = [r for r in by_kind(manifests)[("NetworkPolicy", "otel-collector-gateway")]["spec"]["ingress"]
+                  if any(p.get("namespaceSelector") is not None for p in r["from"])]
+    assert {4417, 4418} <= {p["port"] for r in open_ports for p in r["ports"]}
+
+    vmauth = pod_spec(objects[("Deployment", "vmauth")])["containers"][0]
+    assert vmauth["env"] == [
+        {"name": "AUDIT_READER_TOKEN", "valueFrom": {"secretKeyRef": {"name": "theodore-tenants", "key": "audit_reader_token"}}},
+        {"name": "TEAM_A_TOKEN", "valueFrom": {"secretKeyRef": {"name": "theodore-tenants", "key": "team_a_token"}}}]
+    auth = mounted_files(manifests, ("Deployment", "vmauth"))["/etc/vmauth/auth.yml"]
+    assert auth == (tenant_chart / "files/rendered/tenants/vmauth/auth.yml").read_text()
+    assert "%{TEAM_A_TOKEN}" in auth
+    grafana = pod_spec(objects[("Deployment", "grafana")])
+    tokens = next(v for v in grafana["volumes"] if v["name"] == "reader-tokens")["secret"]
+    assert tokens["secretName"] == "theodore-tenants"
+    assert sorted(i["key"] for i in tokens["items"]) == ["audit_reader_token", "team_a_token"]
+    assert {"name": "reader-tokens", "mountPath": "/run/secrets", "readOnly": True} in grafana["containers"][0]["volumeMounts"]
+    assert not [m for m in manifests if m["kind"] == "Secret"]
+    errors = [e for m in manifests for e in validator_for(KUBERNETES_SCHEMAS[0]).errors(m)]
+    assert not errors, errors
+
+
+def test_tokens_without_the_tenants_secret_fail_naming_the_value(tenant_chart: Path, scratch: Path) -> None:
+    result = helm("template", "obs", str(tenant_chart), "--set", "environment=tenants",
+                  "--set", "tenants.existingSecret=", tmp=scratch)
+    assert result.returncode != 0
+    assert "tenants.existingSecret: name the Secret holding the tenants' and auditors' bearer tokens" in result.stderr
+    assert "audit_reader_token, team_a_token" in result.stderr
+
+
+@pytest.mark.parametrize(("env", "size"), [("prod", "122880Mi"), ("staging", "12288Mi"), ("local", "1228Mi")])
+def test_the_audit_store_keeps_its_own_retention_on_its_own_volume(env: str, size: str, rendered) -> None:
+    """retention.audit, not the apps' retention; the volume follows its own disk limit."""
+    retention = load_spec(env).data["retention"]["audit"]
+    statefulset = by_kind(rendered("default", env))[("StatefulSet", "victorialogs-audit")]
+    spec = pod_spec(statefulset)
+    args = spec["containers"][0]["args"]
+    assert f"-retentionPeriod={retention['period']}" in args
+    assert f"-retention.maxDiskSpaceUsageBytes={retention['max_disk_space']}" in args
+    assert "-httpListenAddr=0.0.0.0:9429" in args
+    assert statefulset["spec"]["replicas"] == 1 and spec["terminationGracePeriodSeconds"] == 60
+    assert statefulset["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == size
+    assert spec["containers"][0]["readinessProbe"]["httpGet"] == {"path": "/health", "port": 9429}
+
+
+def test_the_audit_store_stays_here_with_an_external_victorialogs(rendered) -> None:
+    objects = by_kind(rendered("external-logs"))
+    assert ("StatefulSet", "victorialogs-audit") in objects
+    assert objects[("Service", "victorialogs-audit")]["spec"]["type"] == "ClusterIP"
+    egress = objects[("NetworkPolicy", "vmauth")]["spec"]["egress"]
+    assert {"ports": [{"protocol": "TCP", "port": 9428}]} in egress  # the cluster's select host, anywhere
+
+
+def test_vmauth_reaches_only_the_two_log_stores(rendered) -> None:
+    policy = by_kind(rendered())[("NetworkPolicy", "vmauth")]["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    reached = {(peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"], port["port"])
+               for rule in policy["egress"] for peer in rule.get("to", []) for port in rule["ports"]}
+    assert reached == {("victorialogs", 9428), ("victorialogs-audit", 9429)}
+    (dns,) = [rule for rule in policy["egress"] if "to" not in rule]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    operators = by_kind(rendered("ha"))[("NetworkPolicy", "vmauth")]["spec"]["ingress"][1]
+    assert operators == {"from": [{"namespaceSelector": {"matchLabels": {"theodore.example/log-readers": "true"}}}],
+                         "ports": [{"protocol": "TCP", "port": 8427}]}
+
+
+def test_vmauth_runs_the_compose_command_with_its_config(rendered) -> None:
+    deployment = by_kind(rendered("ha"))[("Deployment", "vmauth")]
+    assert deployment["spec"]["replicas"] == 2
+    container = pod_spec(deployment)["containers"][0]
+    assert container["args"] == ["-auth.config=/etc/vmauth/auth.yml", "-httpListenAddr=0.0.0.0:8427"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": 8427}
+    assert [e["valueFrom"]["secretKeyRef"] for e in container["env"]] == [
+        {"name": "log-readers", "key": "audit_reader_token"}]

@@ -22,6 +22,7 @@ import pytest
 import yaml
 from theodore_obs.timing import wait_until
 
+from .conftest import ROOT
 from .helm_support import CHART, PROFILES, helm, profile_args
 from .support.kube import PROVISIONER, Cluster, control_plane
 
@@ -73,6 +74,10 @@ def named_secrets(values: dict[str, Any]) -> dict[str, set[str]]:
     es = values["jaeger"]["elasticsearch"]
     if es["existingSecret"]:
         wanted.setdefault(es["existingSecret"], set()).update({es["usernameKey"], es["passwordKey"]})
+    stack = yaml.safe_load((ROOT / "rendered" / values["environment"] / "kubernetes/stack.yaml").read_text())
+    tokens = {*stack["vmauth_token_env"].values(), *stack["collector_token_files"]}
+    if tokens:
+        wanted.setdefault(values["tenants"]["existingSecret"], set()).update(tokens)
     return wanted
 
 
@@ -166,7 +171,7 @@ def test_every_workload_is_ready_on_the_fake_nodes(profile: str, installed, clus
 def test_every_claim_binds(profile: str, installed, cluster: Cluster) -> None:
     claims = cluster.items(f"/api/v1/namespaces/{namespace_of(profile)}/persistentvolumeclaims")
     names = {c["metadata"]["name"] for c in claims}
-    assert {"data-prometheus-0", "file-storage-otel-collector-gateway-0"} <= names
+    assert {"data-prometheus-0", "file-storage-otel-collector-gateway-0", "data-victorialogs-audit-0"} <= names
     assert [c["metadata"]["name"] for c in claims if c["status"].get("phase") != "Bound"] == []
 
 
@@ -189,7 +194,8 @@ def test_helm_test_runs_a_readiness_pod_per_component(profile: str, installed, c
               if line.startswith("TEST SUITE:")]
     phases = [line.split(":", 1)[1].strip() for line in result.stdout.splitlines()
               if line.startswith("Phase:")]
-    expected = {"otel-collector-gateway", "prometheus", "alertmanager", "vmalert", "jaeger"}
+    expected = {"otel-collector-gateway", "prometheus", "alertmanager", "vmalert", "jaeger",
+                "victorialogs-audit", "vmauth"}
     values = values_of(profile)
     expected |= {"grafana"} if values["grafana"]["enabled"] else set()
     expected |= {"blackbox"} if values["blackbox"]["enabled"] else set()
@@ -249,12 +255,13 @@ def test_uninstall_leaves_nothing_behind(profile: str, installed, cluster: Clust
 
 @pytest.mark.parametrize(("profile", "missing", "field"), [
     ("default", "grafana-admin", "grafana.admin.existingSecret"),
+    ("default", "theodore-tenants", "tenants.existingSecret"),
     ("ha", "alertmanager-receivers", "alertmanager.secretFiles.deadmans_switch_url.existingSecret"),
 ])
 def test_a_missing_existing_secret_fails_the_install(profile: str, missing: str, field: str, installed,
                                                      cluster: Cluster, scratch: Path) -> None:
     """The install stops before creating anything, naming the value and the Secret."""
-    namespace = f"obs-nosecret-{profile}"
+    namespace = f"obs-nosecret-{missing}"
     cluster.create_namespace(namespace, "restricted")
     for name, keys in named_secrets(values_of(profile)).items():
         if name != missing:

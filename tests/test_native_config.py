@@ -16,7 +16,11 @@ def test_one_program_per_component_with_its_own_log_and_directory(tmp_path: Path
     conf.read_string(supervisor_config(load_spec("local").data, state))
     programs = sorted(s.split(":", 1)[1] for s in conf.sections() if s.startswith("program:"))
     assert programs == ["alertmanager", "blackbox", "demo-load", "demo-upstreams", "jaeger",
-                        "otel-collector", "prometheus", "theodore-demo", "victorialogs", "vmalert"]
+                        "otel-collector", "prometheus", "theodore-demo", "victorialogs",
+                        "victorialogs-audit", "vmalert", "vmauth"]
+    vmauth = conf["program:vmauth"]
+    assert "-httpListenAddr=127.0.0.1:8427" in vmauth["command"]
+    assert f"-auth.config={tmp_path / 'secrets' / 'vmauth-auth.yml'}" in vmauth["command"]
     demo = conf["program:theodore-demo"]
     assert "opentelemetry-instrument" in demo["command"]
     assert 'OTEL_SERVICE_NAME="theodore-demo"' in demo["environment"]

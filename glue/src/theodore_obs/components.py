@@ -114,6 +114,12 @@ COMPONENTS: tuple[Component, ...] = (
               metrics_port="victorialogs_audit", kubernetes_kind="StatefulSet",
               host_key="victorialogs_audit", version_path="/metrics", version_format="vm_metrics",
               data_dir="/victoria-logs-data", binary="victoria-logs"),
+    # The read gateway of both log stores: each tenant's token (and the auditors') reaches only
+    # its own VictoriaLogs space, on /select/ paths (vmauth/auth.yml, tokens from the environment).
+    Component("vmauth", "vmauth", "vmauth", port="vmauth", health_port="vmauth", health_path="/health",
+              metrics_port="vmauth", kubernetes_kind="Deployment", version_path="/metrics",
+              version_format="vm_metrics", binary="vmauth",
+              mounts=(Mount("vmauth/auth.yml", "/etc/vmauth/auth.yml"),)),
     Component("vmalert", "vmalert", "vmalert", port="vmalert", health_port="vmalert",
               health_path="/health", metrics_port="vmalert", kubernetes_kind="Deployment",
               version_path="/metrics", version_format="vm_metrics", binary="vmalert",

@@ -38,9 +38,11 @@ from .render import (
     secret_files,
     victorialogs_flags,
     vmalert_flags,
+    vmauth_flags,
     write_tree,
 )
 from .spec import Spec
+from .tenant_access import native_vmauth_config, write_native_vmauth_config, write_tokens
 from .timing import wait_until
 from .tools import binary_path
 
@@ -122,6 +124,7 @@ def _arguments(spec: dict[str, Any], state: State) -> dict[str, list[str]]:
         "victorialogs-audit": victorialogs_flags(spec, runtime, str(state.data("victorialogs-audit")),
                                                  "victorialogs-audit"),
         "vmalert": vmalert_flags(spec, runtime, str(cfg / "vmalert/rules/*.yml")),
+        "vmauth": vmauth_flags(spec, runtime, str(native_vmauth_config(spec, state))),
         "jaeger": [f"--config={cfg / 'jaeger/config.yaml'}"],
         "otel-collector": [f"--config={cfg / 'otel-collector/config.yaml'}"],
         "prometheus": prometheus_flags(spec, runtime, str(cfg / "prometheus/prometheus.yml"),
@@ -263,6 +266,7 @@ def write_secrets(spec: dict[str, Any], state: State) -> list[str]:
                 _remove_secret(dir_fd, name, where)
             else:
                 _write_secret(dir_fd, name, value, where)
+        write_tokens(spec, dir_fd, state.root / "secrets")  # the tenants' and auditors' tokens
     finally:
         os.close(dir_fd)
     return missing
@@ -292,6 +296,7 @@ def prepare(spec: Spec, state: State) -> None:
     """Render this runtime's configs and the supervisor config into the state directory."""
     check_demo_installed(spec.data)
     write_tree(render_files(spec, native_runtime(state.root)), state.config)
+    write_native_vmauth_config(spec.data, state)
     for component in [*programs(spec.data, state), *demo_programs(spec.data, state)]:
         state.data(component).mkdir(parents=True, exist_ok=True)
     Path(storage_directory(native_runtime(state.root))).mkdir(exist_ok=True)  # the collector's queue

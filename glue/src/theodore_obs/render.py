@@ -36,10 +36,11 @@ from .render_check import check_file, spec_paths_holding
 from .rule_context import rule_context
 from .spec import Spec, log_tenant, observed_services
 from .template_filters import FILTERS, Serialized, UnsafeValue, finalize
+from .tenant_access import token_env
 from .versions import grafana_plugins, load_versions
 
-COMPONENT_DIRS = ("otel-collector", "prometheus", "alertmanager", "vmalert", "jaeger", "grafana",
-                  "compose", "glue", "kubernetes")
+COMPONENT_DIRS = ("otel-collector", "prometheus", "alertmanager", "vmalert", "vmauth", "jaeger",
+                  "grafana", "compose", "glue", "kubernetes")
 
 #: Where a component's output lands inside an environment's folder (default: its own name).
 OUTPUT_DIRS = {"compose": ".", "glue": "apps"}
@@ -137,6 +138,15 @@ def victorialogs_flags(spec: dict[str, Any], runtime: Runtime, data: str,
     ]
 
 
+def vmauth_flags(spec: dict[str, Any], runtime: Runtime, config: str) -> list[str]:
+    """vmauth reads its users (one bearer token each, ``%{ENV}`` placeholders filled from its
+    environment) and their routes from ``config``; health and metrics share the listen port."""
+    return [
+        f"-auth.config={config}",
+        f"-httpListenAddr={runtime.bind}:{spec['ports']['vmauth']}",
+    ]
+
+
 def host_url(spec: dict[str, Any], runtime: Runtime, port: str) -> str:
     """A component's address as an operator's browser reaches it: 127.0.0.1 natively, localhost
     where compose publishes the port."""
@@ -217,6 +227,7 @@ def container_args(spec: dict[str, Any]) -> dict[str, list[str]]:
         "victorialogs-audit": victorialogs_flags(spec, COMPOSE, CONTAINER_DATA["victorialogs-audit"],
                                                  "victorialogs-audit"),
         "vmalert": vmalert_flags(spec, COMPOSE, f"{config('vmalert', 'vmalert/rules')}/*.yml"),
+        "vmauth": vmauth_flags(spec, COMPOSE, config("vmauth", "vmauth/auth.yml")),
         "jaeger": [f"--config={config('jaeger', 'jaeger/config.yaml')}"],
         "blackbox": [f"--config.file={config('blackbox', 'prometheus/blackbox.yml')}",
                      f"--web.listen-address=:{spec['ports']['blackbox']}"],
@@ -276,6 +287,7 @@ def context(spec: Spec, runtime: Runtime) -> dict[str, Any]:
         "secret_files": secret_files(data),
         "collector_secret_files": integration_secret_files(data),
         "compose_secrets": secret_files(data) | integration_secret_files(data),
+        "vmauth_token_env": token_env(data),
         "data_dir": runtime.data_dir,
         "config_dir": runtime.config_dir,
         "service_host": lambda name: runtime.service_host(name, data),

@@ -249,6 +249,12 @@ alertmanager:
 victorialogs:
   stackKey: victorialogs
   enabled: {{ not (include "theodore.victorialogsExternal" .) }}
+victorialogs-audit:
+  stackKey: victorialogs-audit
+  enabled: true
+vmauth:
+  stackKey: vmauth
+  enabled: true
 vmalert:
   stackKey: vmalert
   enabled: true
@@ -333,14 +339,27 @@ true
 {{- if and (include "theodore.victorialogsExternal" .) (ne $e.insertHost $e.selectHost) }}true{{ end -}}
 {{- end }}
 
-{{/* A byte size of a VictoriaLogs flag (100GiB, 10GB, 512MiB, 1073741824) in whole MiB. */}}
+{{/*
+The Secret holding the tenants' and auditors' bearer tokens (tenants.existingSecret), for a reader
+of the token files `files`: (dict "root" $ "files" (list "audit_reader_token") "reader" "vmauth").
+Fails naming the value when it is unset.
+*/}}
+{{- define "theodore.tenantsSecret" -}}
+{{- if not .root.Values.tenants.existingSecret -}}
+{{- fail (printf "tenants.existingSecret: name the Secret holding the tenants' and auditors' bearer tokens (%s of environment %q reads keys %s)" .reader .root.Values.environment (.files | sortAlpha | join ", ")) -}}
+{{- end -}}
+{{- .root.Values.tenants.existingSecret -}}
+{{- end }}
+
+{{/* A byte size of a VictoriaLogs flag (100GiB, 10GB, 512MiB, 1073741824) in whole MiB:
+(dict "size" "100GiB" "valuesKey" "victorialogs"), the values key naming the size to set instead. */}}
 {{- define "theodore.flagMebibytes" -}}
-{{- $q := toString . -}}
+{{- $q := toString .size -}}
 {{- $number := regexFind "^[0-9]+" $q | atoi -}}
 {{- $unit := regexFind "[A-Za-z]+$" $q -}}
 {{- $perMiB := dict "KiB" (list 1 1024) "MiB" (list 1 1) "GiB" (list 1024 1) "TiB" (list 1048576 1) "KB" (list 1000 1048576) "MB" (list 1000000 1048576) "GB" (list 1000000000 1048576) "TB" (list 1000000000000 1048576) "" (list 1 1048576) -}}
 {{- if not (hasKey $perMiB $unit) -}}
-{{- fail (printf "-retention.maxDiskSpaceUsageBytes=%s: unknown unit %q; set victorialogs.persistence.size" $q $unit) -}}
+{{- fail (printf "-retention.maxDiskSpaceUsageBytes=%s: unknown unit %q; set %s.persistence.size" $q $unit .valuesKey) -}}
 {{- end -}}
 {{- $factor := index $perMiB $unit -}}
 {{- div (mul $number (index $factor 0)) (index $factor 1) -}}
