@@ -50,6 +50,8 @@ def _two_tenants(data: dict[str, Any]) -> None:
      "tenants.team-a.token_file", ""),
     (lambda d: d["audit"].update({"categories": ['audit" or true or "']}), "audit.categories.0", ""),
     (lambda d: d["tenants"].update({"t" * 36: TEAM_A}), "tenants", ""),
+    (lambda d: d["tenants"].update({"team-a": {**TEAM_A, "token_file": "team-a-token"}}),
+     "tenants.team-a.token_file", ""),
 ])
 def test_a_tenant_mistake_names_its_field(tmp_path: Path, edit: Any, field: str, message: str) -> None:
     with pytest.raises(SpecError) as caught:

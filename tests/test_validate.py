@@ -32,7 +32,7 @@ def test_every_check_kind_runs_for_each_environment() -> None:
     tools = {tool for _, tool, _, _ in CHECKS}
     assert tools == {"promtool check config", "promtool check rules", "amtool check-config",
                      "otelcol validate", "jaeger validate", "blackbox --config.check",
-                     "promtool test rules", "vmalert -dryRun"}
+                     "promtool test rules", "vmalert -dryRun", "vmauth -dryRun"}
 
 
 BREAKAGES = {
@@ -47,6 +47,7 @@ BREAKAGES = {
     "jaeger/config.yaml": ("ephemeral: false", "ephemeral: sometimes", "jaeger validate"),
     "prometheus/blackbox.yml": ("timeout: 5s", "timeout: five", "blackbox --config.check"),
     "compose.yaml": ("restart: unless-stopped", "restart: 42", "compose-spec schema"),
+    "vmauth/auth.yml": ("src_paths:", "src_pathz:", "vmauth -dryRun"),
     "vmalert/rules/logs.yml": ("| stats by (service.name, component) count() as events",
                                "| stats by (service.name, component) count( as events",
                                "vmalert -dryRun"),

@@ -86,6 +86,9 @@ def checks_for(env_dir: Path) -> list[tuple[str, list[str], Path]]:
         ("otelcol validate", ["otelcol-theodore", "validate",
                               f"--config={env_dir / 'otel-collector' / 'agent.yaml'}"],
          env_dir / "otel-collector" / "agent.yaml"),
+        # vmauth loads its users and routes (token placeholders stay unfilled).
+        ("vmauth -dryRun", ["vmauth", "-dryRun", f"-auth.config={env_dir / 'vmauth' / 'auth.yml'}"],
+         env_dir / "vmauth" / "auth.yml"),
         # vmalert parses every LogsQL expression (a `stats` query for vlogs groups) and template.
         *[("vmalert -dryRun", ["vmalert", "-dryRun", f"-rule={r}"], r) for r in log_rules],
         ("jaeger validate", ["jaeger", "validate", f"--config={env_dir / 'jaeger' / 'config.yaml'}"],
