@@ -6,7 +6,8 @@ uniquely numbered lines over OTLP/HTTP with its token; then every read path we s
 as tenant A: the CLI (`logs --tenant team-a`), vmauth with A's token, the log store's API with
 A's AccountID header, and the Grafana datasource as rendered (its URL, header and token file).
 A reads all of its own lines and none of B's. A write with A's token that claims team-b lands in
-A; a wrong or missing token is refused by the collector and by vmauth. An audit event (the seed
+A, and B's metrics and spans carry team-b whatever tenant they claim; a wrong or missing token is
+refused by the collector and by vmauth. An audit event (the seed
 logger's `audit()`, sent with A's token) arrives in the audit store and not in the app store,
 and `logs --audit` reads it; A's token cannot write, delete or read the audit trail through
 vmauth. The stack's ports are shifted by PORT_OFFSET.
@@ -178,6 +179,50 @@ def test_a_write_with_a_token_claiming_another_tenant_lands_in_its_own(stack: di
     rows = eventually(lambda: [r for r in _query(_store(stack), _space("team-a")) if r["_msg"] == CLAIM])
     assert {r["theodore.tenant"] for r in rows} == {"team-a"}, "the collector sets the tenant"
     assert CLAIM not in _messages(_query(_store(stack), _space("team-b")))
+
+
+def _post(stack: dict[str, Any], tenant: str, signal: str, payload: dict[str, Any]) -> int:
+    port = TENANTS[tenant]["ports"]["otlp_http"]
+    status, _ = _request(f"http://127.0.0.1:{port}/v1/{signal}", json.dumps(payload).encode(),
+                         {"Content-Type": "application/json", **_bearer(stack["tokens"][tenant])})
+    return status
+
+
+def _claiming_resource(service: str) -> dict[str, Any]:
+    """A resource that claims team-a, as a writer of team-b might."""
+    return {"attributes": [{"key": "service.name", "value": {"stringValue": service}},
+                           {"key": "theodore.tenant", "value": {"stringValue": "team-a"}}]}
+
+
+def test_metrics_written_by_b_carry_b_as_their_tenant_label(stack: dict[str, Any]) -> None:
+    gauge = {"name": f"tenant_probe_{MARK[:8]}", "gauge": {"dataPoints": [
+        {"timeUnixNano": str(time.time_ns()), "asDouble": 1.0}]}}
+    assert _post(stack, "team-b", "metrics", {"resourceMetrics": [{
+        "resource": _claiming_resource("team-b-app"),
+        "scopeMetrics": [{"scope": {"name": "tenant-probe"}, "metrics": [gauge]}]}]}) == 200
+    url = f"{_store(stack, 'prometheus')}/api/v1/query?" + urllib.parse.urlencode({"query": gauge["name"]})
+    series = eventually(lambda: json.loads(_request(url)[1])["data"]["result"])
+    assert {s["metric"].get("theodore_tenant") for s in series} == {"team-b"}
+
+
+def test_spans_written_by_b_carry_b_as_their_tenant(stack: dict[str, Any]) -> None:
+    trace_id, service = uuid.uuid4().hex, f"team-b-spans-{MARK[:8]}"
+    now = time.time_ns()
+    span = {"traceId": trace_id, "spanId": trace_id[:16], "name": "probe", "kind": 2,
+            "startTimeUnixNano": str(now - 1_000_000), "endTimeUnixNano": str(now)}
+    assert _post(stack, "team-b", "traces", {"resourceSpans": [{
+        "resource": _claiming_resource(service),
+        "scopeSpans": [{"scope": {"name": "tenant-probe"}, "spans": [span]}]}]}) == 200
+    url = f"{_store(stack, 'jaeger_query')}/api/traces/{trace_id}"
+
+    def tenants_of_trace() -> set[str]:
+        status, body = _request(url)
+        if status != 200:
+            return set()
+        processes = json.loads(body)["data"][0]["processes"].values()
+        return {t["value"] for p in processes for t in p["tags"] if t["key"] == "theodore.tenant"}
+
+    assert eventually(tenants_of_trace) == {"team-b"}
 
 
 # Readers: A reads all of its own lines and none of B's, on every path
