@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import secrets
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,12 @@ from typing import Any
 
 import pytest
 import yaml
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from theodore_bench.drill import drill_env, drill_spec
 from theodore_obs import native
 from theodore_obs.clients.alertmanager import matcher_text, matches, silences_alert
@@ -48,7 +55,7 @@ ROUTING_KEY = secrets.token_hex(16)
 NAME = "PaymentsDown"
 
 
-RUN = ("victorialogs", "prometheus", "alertmanager")
+RUN = ("victorialogs", "prometheus", "alertmanager", "vmalert")
 """The components this workflow needs, run with the command lines `theodore-obs up` gives them."""
 
 
@@ -237,6 +244,33 @@ def test_resolve_refuses_an_alert_whose_rule_still_fires(stack: dict[str, Any]) 
     story = timeline_until(stack, lambda s: _events(s, "notified deadmans-switch via webhook"), "the heartbeat",
                            name="Watchdog")
     assert [e["source"] for e in _events(story, "rule firing")] == ["prometheus"]
+
+
+def _critical_log_line(stack: dict[str, Any], service: str) -> None:
+    """One CRITICAL line in the log store over OTLP, as the collector writes an app's: vmalert's
+    CriticalLogEvents fires."""
+    def kv(key: str, value: str) -> KeyValue:
+        return KeyValue(key=key, value=AnyValue(string_value=value))
+
+    record = LogRecord(time_unix_nano=time.time_ns(), severity_number=21, severity_text="CRITICAL",
+                       body=AnyValue(string_value="ledger unreachable"), attributes=[kv("component", "ledger")])
+    export = ExportLogsServiceRequest(resource_logs=[ResourceLogs(
+        resource=Resource(attributes=[kv("service.name", service)]),
+        scope_logs=[ScopeLogs(log_records=[record])])])
+    url = f"http://127.0.0.1:{stack['spec']['ports']['victorialogs']}/insert/opentelemetry/v1/logs"
+    request = urllib.request.Request(url, data=export.SerializeToString(), method="POST",
+                                     headers={"Content-Type": "application/x-protobuf"})
+    with urllib.request.urlopen(request, timeout=5):
+        pass
+
+
+def test_resolve_refuses_a_log_alert_whose_rule_still_fires_in_vmalert(stack: dict[str, Any]) -> None:
+    _critical_log_line(stack, "ledger-svc")
+    wait_until(lambda: [a for a in _am(stack, "/api/v2/alerts") if a["labels"]["alertname"] == "CriticalLogEvents"
+                        and a["labels"].get("service") == "ledger-svc"], 60,
+               what="vmalert never sent CriticalLogEvents")
+    refused = cli(stack, "resolve", "CriticalLogEvents", code=1)
+    assert refused.stderr.startswith("error: CriticalLogEvents") and "still fires in vmalert" in refused.stderr
 
 
 @pytest.mark.parametrize("command", ["ack", "resolve", "timeline"])

@@ -50,6 +50,8 @@ def _two_tenants(data: dict[str, Any]) -> None:
      "tenants.team-a.token_file", ""),
     (lambda d: d["audit"].update({"categories": ['audit" or true or "']}), "audit.categories.0", ""),
     (lambda d: d["tenants"].update({"t" * 36: TEAM_A}), "tenants", ""),
+    (lambda d: d["audit"].update({"copy_to_app_logs": ["security", "billing"]}), "audit.copy_to_app_logs",
+     "billing: not in audit.categories"),
     (lambda d: d["tenants"].update({"team-a": {**TEAM_A, "token_file": "team-a-token"}}),
      "tenants.team-a.token_file", ""),
 ])
@@ -107,8 +109,10 @@ def test_audit_events_leave_before_sampling_and_the_sampler_keeps_warnings(tmp_p
     config = _collector(tmp_path)
     route = config["connectors"]["routing/audit/team-a"]
     assert route["default_pipelines"] == ["logs/store/team-a"]
-    assert route["table"] == [{"context": "log", "pipelines": ["logs/audit"], "condition":
-                               'attributes["category"] == "audit" or attributes["category"] == "security"'}]
+    assert route["table"] == [
+        {"context": "log", "pipelines": ["logs/audit"], "condition": 'attributes["category"] == "audit"'},
+        {"context": "log", "pipelines": ["logs/audit", "logs/store/team-a"],
+         "condition": 'attributes["category"] == "security"'}]
     assert config["service"]["pipelines"]["logs/audit"].get("processors") is None
     store = config["service"]["pipelines"]["logs/store"]["processors"]
     assert store == ["transform/log-sampling-priority", "probabilistic_sampler/logs",

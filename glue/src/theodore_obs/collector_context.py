@@ -71,9 +71,14 @@ def _check(spec: Spec) -> None:
         raise _fail(spec, "batch_timeout", "must be longer than 0s")
 
 
-def audit_condition(data: dict[str, Any]) -> str:
-    """The OTTL condition (log context) of the records that belong to the audit trail."""
-    return " or ".join(f'attributes["category"] == "{c}"' for c in data["audit"]["categories"])
+def audit_routes(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The audit trail's routes out of each tenant's log pipeline: an OTTL condition (log context)
+    and whether the records also stay on their way to the apps' store (``copy_to_app_logs``)."""
+    audit = data["audit"]
+    copied = [c for c in audit["categories"] if c in audit["copy_to_app_logs"]]
+    only = [c for c in audit["categories"] if c not in audit["copy_to_app_logs"]]
+    return [{"condition": " or ".join(f'attributes["category"] == "{c}"' for c in group),
+             "also_to_app_logs": also} for group, also in ((only, False), (copied, True)) if group]
 
 
 def collector_context(spec: Spec, runtime: _Runtime) -> dict[str, Any]:
@@ -96,7 +101,7 @@ def collector_context(spec: Spec, runtime: _Runtime) -> dict[str, Any]:
         "collector_batch_size": c["batch_size"],
         "tenants": [{**vars(t), "suffix": t.suffix} for t in tenants(spec.data)],
         "tenant_attribute": TENANT_ATTRIBUTE,
-        "audit_condition": audit_condition(spec.data),
+        "audit_routes": audit_routes(spec.data),
         "log_sampling": log_sampling_context(spec.data),
         **integration_context(spec, runtime),
     }

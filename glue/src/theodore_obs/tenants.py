@@ -72,6 +72,9 @@ def problems(spec: dict[str, Any]) -> list[tuple[list[Any], str]]:
     taken = {port: f"ports.{key}" for key, port in spec["ports"].items()}
     spaces: dict[tuple[int, int], str] = {}
     secret_names = {spec["audit"]["reader_token_file"]: "audit.reader_token_file"}
+    unknown = sorted(set(spec["audit"]["copy_to_app_logs"]) - set(spec["audit"]["categories"]))
+    if unknown:
+        found.append((["audit", "copy_to_app_logs"], f"{', '.join(unknown)}: not in audit.categories"))
     for name, tenant in spec["tenants"].items():
         space = (tenant.get("account_id", 0), tenant.get("project_id", 0))
         if space in spaces:

@@ -18,6 +18,7 @@ class Backends:
     prometheus: str
     alertmanager: str
     victorialogs: str
+    vmalert: str
     jaeger: str
     grafana: str
 

@@ -217,9 +217,11 @@ def resolve_alert(ctx: Context, alert: str, matchers: tuple[dict[str, Any], ...]
                   fmt: str) -> None:
     """Resolve ALERT (an alertname or a fingerprint): end its acks and the alert itself, so
     every receiver gets the resolved notification (PagerDuty closes the incident). Refused
-    while its rule still fires in Prometheus."""
-    done = resolve(Alertmanager(ctx.backends.alertmanager), Prometheus(ctx.backends.prometheus),
-                   Selector(alert, matchers), author, comment)
+    while its rule still fires in Prometheus or vmalert."""
+    evaluators = {"Prometheus": Prometheus(ctx.backends.prometheus),
+                  "vmalert": Prometheus(ctx.backends.vmalert)}
+    done = resolve(Alertmanager(ctx.backends.alertmanager), evaluators, Selector(alert, matchers), author,
+                   comment)
     if fmt == "json":
         emit({"resolved": [{"labels": t.labels, "was": t.state} for t in done.resolved],
               "expired_silences": done.expired, "notes": done.notes}, "json")

@@ -9,8 +9,8 @@
   ``event_action: resolve`` with the trigger's ``dedup_key``, which closes the incident).
   Alertmanager drops the resolved notification of an alert that resolves while a silence
   mutes it; posting the alert again once the ack has ended is what gets the resolve out.
-  An alert whose rule still fires in Prometheus is refused: Prometheus would send it again
-  at its next evaluation, and the page with it.
+  An alert whose rule still fires in Prometheus or vmalert is refused: the evaluator would send
+  it again at its next evaluation, and the page with it.
 """
 
 from __future__ import annotations
@@ -205,14 +205,21 @@ class ResolveResult:
     notes: list[str]
 
 
-def _prometheus_firing(prometheus: Prometheus, notes: list[str]) -> list[dict[str, str]] | None:
-    """Label sets of the rule alerts firing in Prometheus (None when it cannot be asked)."""
-    try:
-        return [a["labels"] for a in prometheus.alerts() if a["state"] == "firing"]
-    except (BackendError, BackendUnavailable) as exc:
-        notes.append(f"could not ask Prometheus whether a rule still fires ({exc}); if one does, "
-                     "the alert comes back at its next evaluation")
-        return None
+RuleEvaluators = dict[str, Prometheus]
+"""Where alerting rules are evaluated, by name: Prometheus (metric rules) and vmalert (log rules),
+both answering Prometheus's ``/api/v1/alerts``."""
+
+
+def _firing(evaluators: RuleEvaluators, notes: list[str]) -> dict[str, list[dict[str, str]]]:
+    """Label sets of the rule alerts firing in each evaluator that could be asked."""
+    found = {}
+    for name, evaluator in evaluators.items():
+        try:
+            found[name] = [a["labels"] for a in evaluator.alerts() if a["state"] == "firing"]
+        except (BackendError, BackendUnavailable) as exc:
+            notes.append(f"could not ask {name} whether a rule still fires ({exc}); if one does, "
+                         "the alert comes back at its next evaluation")
+    return found
 
 
 def _still_firing(target: Target, firing: list[dict[str, str]]) -> bool:
@@ -220,23 +227,23 @@ def _still_firing(target: Target, firing: list[dict[str, str]]) -> bool:
     return any(labels and all(target.labels.get(k) == v for k, v in labels.items()) for labels in firing)
 
 
-def resolve(alertmanager: Alertmanager, prometheus: Prometheus, selector: Selector, author: str,
+def resolve(alertmanager: Alertmanager, evaluators: RuleEvaluators, selector: Selector, author: str,
             note: str = "") -> ResolveResult:
     """End every alert ``selector`` names (see the module docstring); exit 2 when none is
-    known, exit 1 when Prometheus still fires one."""
+    known, exit 1 when a rule evaluator (Prometheus, vmalert) still fires one."""
     silences = alertmanager.silences()
     held = current(alertmanager, selector)
     targets = held + acked_after_source_resolved(silences, held, selector)
     if not targets:
         selector.unknown("in Alertmanager (firing, silenced or acknowledged)")
     notes: list[str] = []
-    firing = _prometheus_firing(prometheus, notes)
-    still = [t for t in targets if firing is not None and _still_firing(t, firing)]
-    if still:
-        labels = ", ".join(f"{k}={v}" for k, v in sorted(still[0].labels.items()) if k != "alertname")
-        fail(f"{still[0].name} ({labels}) still fires in Prometheus: its condition holds, so a resolve "
-             "would page again at the next evaluation; fix the cause (Prometheus then resolves it) "
-             f"or `theodore-obs alerts ack {selector.alert}`", EXIT_FAILED)
+    for evaluator, firing in _firing(evaluators, notes).items():
+        still = [t for t in targets if _still_firing(t, firing)]
+        if still:
+            labels = ", ".join(f"{k}={v}" for k, v in sorted(still[0].labels.items()) if k != "alertname")
+            fail(f"{still[0].name} ({labels}) still fires in {evaluator}: its condition holds, so a "
+                 "resolve would page again at the next evaluation; fix the cause (its rule then "
+                 f"resolves it) or `theodore-obs alerts ack {selector.alert}`", EXIT_FAILED)
     expired = []
     for target in targets:
         for s in acks_of(silences, target.labels):
