@@ -11,8 +11,9 @@
 - ``spans``: spans per second one process exports to the collector over OTLP/HTTP;
 - ``logs``: the log store's idle memory, ingest rate and correlation-id lookup
   (``logstore``);
-- ``alerts``: the alert drill (``drill``): fault start → PagerDuty notification per alert, and
-  fault cleared → resolve, on a native stack with local receivers.
+- ``alerts``: the alert drill (``drill``) and the probe app's faults (``probe_faults``): fault
+  start → PagerDuty notification per alert, split into phases (``alert_phases``), and fault
+  cleared → resolve, on a native stack with local receivers.
 The last four run against native stacks started here on fresh state (default ports).
 """
 
@@ -55,6 +56,8 @@ from theodore_telemetry.logs import configure_logging
 from theodore_telemetry.metrics import TheodoreMetrics
 
 from .drill import EXPECTED, RESOLVES, DrillResult, drill_env, drill_spec, run_drill
+from .probe_faults import EXPECTED as PROBE_EXPECTED
+from .probe_faults import run_probe
 
 
 def _percentile(values: Sequence[float], fraction: float) -> float:
@@ -567,8 +570,10 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def alert_latency(runs: int = 1, port_offset: int = 0, env: str = "local") -> list[DrillResult]:
-    """The alert drill on a fresh native stack per run: fault start → PagerDuty notification."""
+def alert_latency(runs: int = 1, port_offset: int = 0,
+                  env: str = "local") -> list[tuple[DrillResult, DrillResult]]:
+    """Per run on a fresh native stack: the alert drill (the demo's faults), then the probe
+    app's faults (``probe_faults``); fault start → PagerDuty notification, split into phases."""
     results = []
     for _ in range(runs):
         with Receivers() as receivers, tempfile.TemporaryDirectory(prefix="bench-alerts-") as tmp:
@@ -579,21 +584,36 @@ def alert_latency(runs: int = 1, port_offset: int = 0, env: str = "local") -> li
             with _environ(drill_env(receivers)):
                 native.up(spec, state, say=lambda *_: None)
             try:
-                results.append(run_drill(spec.data, receivers, say=lambda *_: None))
+                drill = run_drill(spec.data, receivers, say=lambda *_: None)
+                probe = run_probe(spec.data, receivers)
+                prometheus = f"http://127.0.0.1:{spec.data['ports']['prometheus']}"
+                drill.read_phases(prometheus, EXPECTED)
+                probe.read_phases(prometheus, PROBE_EXPECTED)
+                results.append((drill, probe))
             finally:
                 native.down(state, say=lambda *_: None)
     return results
 
 
+def _latency_line(alertname: str, results: list[DrillResult]) -> str:
+    seconds = [r.latency(alertname) for r in results]
+    phases = [r.phases[alertname] for r in results if alertname in r.phases]
+    split = ""
+    if phases:
+        middle = sorted(phases, key=lambda p: p.paged)[len(phases) // 2]
+        split = f"; median run: {middle.describe()}"
+    return (f"  {alertname:<26} {statistics.median(seconds):5.1f} s  "
+            f"({', '.join(f'{s:.1f}' for s in seconds)}){split}")
+
+
 def report_alert_latency(runs: int = 1, port_offset: int = 0) -> str:
     results = alert_latency(runs, port_offset)
+    drills, probes = [d for d, _ in results], [p for _, p in results]
     lines = [f"alert latency, fault start → PagerDuty notification at a local receiver "
              f"(local profile, {runs} run(s), median):"]
-    for alertname in EXPECTED:
-        seconds = [r.latency(alertname) for r in results]
-        lines.append(f"  {alertname:<26} {statistics.median(seconds):5.1f} s  "
-                     f"({', '.join(f'{s:.1f}' for s in seconds)})")
-    recovery = [r.recovery for r in results]
+    lines += [_latency_line(alertname, drills) for alertname in EXPECTED]
+    lines += [_latency_line(alertname, probes) for alertname in PROBE_EXPECTED]
+    recovery = [r.recovery for r in drills]
     lines.append(f"  resolve of {RESOLVES}, after the faults were cleared: "
                  f"{statistics.median(recovery):5.1f} s ({', '.join(f'{s:.1f}' for s in recovery)})")
     return "\n".join(lines)

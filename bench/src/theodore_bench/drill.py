@@ -33,6 +33,8 @@ from theodore_obs.demo.faults import clear, inject
 from theodore_obs.testing.receivers import Delivery, Receivers
 from theodore_obs.timing import wait_until
 
+from .alert_phases import Phases, alert_phases
+
 #: The alert each fault raises, and its severity label (the error burst also burns the demo's
 #: availability SLO fast enough for a critical page).
 EXPECTED = {"HighErrorRate": "high", "AIOperationFailureSpike": "medium", "AICostThresholdExceeded": "medium",
@@ -105,9 +107,19 @@ class DrillResult:
     triggers: dict[str, Delivery] = field(default_factory=dict)
     resolve: Delivery | None = None
     traffic: dict[int, int] = field(default_factory=dict)
+    phases: dict[str, Phases] = field(default_factory=dict)
 
     def latency(self, alertname: str) -> float:
         return self.triggers[alertname].received_at - self.fault_started
+
+    def read_phases(self, prometheus: str, expected: dict[str, str]) -> None:
+        """Fill ``phases`` for each paged alert of ``expected`` (alert name → severity) from
+        Prometheus's ``ALERTS`` series (``alert_phases``)."""
+        for alertname, severity in expected.items():
+            found = alert_phases(prometheus, alertname, severity, self.fault_started,
+                                 self.triggers[alertname].received_at)
+            if found is not None:
+                self.phases[alertname] = found
 
     @property
     def recovery(self) -> float:
@@ -115,7 +127,8 @@ class DrillResult:
         return self.resolve.received_at - self.fault_cleared
 
 
-def _page_for(alertname: str, severity: str) -> Any:
+def page_for(alertname: str, severity: str) -> Any:
+    """Matches the PagerDuty trigger of ``alertname`` at ``severity``."""
     def matches(delivery: Delivery) -> bool:
         body = delivery.body
         firing = body["payload"].get("custom_details", {}).get("firing") or [{}]
@@ -154,7 +167,7 @@ def run_drill(spec: dict[str, Any], receivers: Receivers, timeout: float = 150.0
                 inject(upstream, name, seconds=timeout + 60, **params)
             for alertname, severity in EXPECTED.items():
                 result.triggers[alertname] = receivers.wait_for(
-                    "pagerduty", _page_for(alertname, severity),
+                    "pagerduty", page_for(alertname, severity),
                     timeout=max(1.0, result.fault_started + timeout - time.time()))
                 say(f"  paged   {alertname:<24} {result.latency(alertname):5.1f}s after the faults began")
         finally:
@@ -169,4 +182,5 @@ def run_drill(spec: dict[str, Any], receivers: Receivers, timeout: float = 150.0
     return result
 
 
-__all__ = ["EXPECTED", "FAULTS", "RESOLVES", "DrillResult", "Traffic", "drill_env", "drill_spec", "run_drill"]
+__all__ = ["EXPECTED", "FAULTS", "RESOLVES", "DrillResult", "Traffic", "drill_env", "drill_spec", "page_for",
+           "run_drill", "wait_for_series"]

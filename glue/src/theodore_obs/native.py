@@ -342,7 +342,7 @@ def wait_ready(spec: Spec, state: State, timeout: float, say: Any = print) -> li
             next_note = time.monotonic() + 3.0
         return not pending
 
-    if not wait_until(all_ready, timeout - (time.monotonic() - start), every=0.2):
+    if not wait_until(all_ready, timeout - (time.monotonic() - start), every=0.1):
         details = "\n".join(
             f"  {name}: {last[name].detail if name in last else 'not probed'}; "
             f"log {state.log(name)}:\n{_tail(state.log(name), 8)}" for name in pending)
@@ -365,7 +365,9 @@ def up(spec: Spec, state: State | None = None, timeout: float = 90.0, say: Any =
         if missing:
             say(f"  note: {', '.join(missing)} not set: those alert receivers cannot deliver")
         prepare(spec, state)
-        count = len(programs(spec.data, state)) + len(demo_programs(spec.data, state))
+        conf = configparser.RawConfigParser()
+        conf.read(state.supervisor_conf)  # its programs, without resolving every binary again
+        count = sum(section.startswith("program:") for section in conf.sections())
         say(f"starting {count} programs "
             f"(environment {spec.environment}, state {state.root})")
         proc = subprocess.run([sys.executable, "-m", "supervisor.supervisord",
