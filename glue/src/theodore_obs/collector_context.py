@@ -71,6 +71,17 @@ def _check(spec: Spec) -> None:
         raise _fail(spec, "batch_timeout", "must be longer than 0s")
 
 
+GO_MEMORY_SHARE = 0.8
+"""The share of the memory limiter's limit given to the Go runtime as its soft limit
+(``GOMEMLIMIT``), as the memory limiter's documentation advises: the heap is collected harder
+before the limiter's once-a-second check would see it, so the process stays under the limit."""
+
+
+def go_memory_limit(data: dict[str, Any]) -> str:
+    """The collector's ``GOMEMLIMIT``, from ``collector.memory_limit_mib``."""
+    return f"{int(data['collector']['memory_limit_mib'] * GO_MEMORY_SHARE)}MiB"
+
+
 def audit_routes(data: dict[str, Any]) -> list[dict[str, Any]]:
     """The audit trail's routes out of each tenant's log pipeline: an OTTL condition (log context)
     and whether the records also stay on their way to the apps' store (``copy_to_app_logs``)."""
@@ -99,6 +110,8 @@ def collector_context(spec: Spec, runtime: _Runtime) -> dict[str, Any]:
         "collector_queue_size": c["queue_size"],
         "collector_batch_timeout": go_duration(c["batch_timeout"]),
         "collector_batch_size": c["batch_size"],
+        "collector_go_memory_limit": go_memory_limit(spec.data),
+        "collector_spanmetrics_flush": go_duration(spec.data["intervals"]["scrape"]),
         "tenants": [{**vars(t), "suffix": t.suffix} for t in tenants(spec.data)],
         "tenant_attribute": TENANT_ATTRIBUTE,
         "audit_routes": audit_routes(spec.data),
