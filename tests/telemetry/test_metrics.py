@@ -136,7 +136,7 @@ def test_get_metrics_is_one_per_process() -> None:
     assert metrics_mod.get_metrics() is metrics_mod.get_metrics()
 
 
-def test_only_histograms_and_marked_counters_take_the_sdk_path() -> None:
+def test_without_a_reader_only_histograms_and_marked_counters_take_the_sdk_path() -> None:
     synchronous = {name for name, spec in catalogue().items() if not summed_in_process(spec)}
     assert {"theodore_errors_total", "theodore_ai_cost_total", "theodore_request_duration_seconds"} <= synchronous
     assert "theodore_requests_total" not in synchronous and "queue_size" not in synchronous

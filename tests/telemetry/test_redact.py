@@ -291,3 +291,26 @@ def test_a_luhn_valid_digit_run_inside_a_hex_id_is_kept() -> None:
     for value in ["ec61ce35199942919183c625b61b587a", "id=ec61ce35199942919183c625b61b587a"]:
         assert Redactor().text(value) == value
     assert Redactor().text("card 35199942919183 on file") == "card [REDACTED] on file"
+
+
+def test_plain_ids_skip_the_pattern_and_the_pattern_agrees() -> None:
+    """Trace and span IDs, digests and UUIDs are returned as they are without a scan (and not
+    remembered); the full scan keeps each of them too, while an all-digit string is still scanned."""
+    import random
+    import uuid
+
+    from theodore_telemetry.redact import PLAIN_ID
+
+    rng = random.Random(7)
+    ids = [format(rng.getrandbits(bits), f"0{bits // 4}x") for bits in (64, 128, 160) for _ in range(300)]
+    ids += [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(300)]
+    ids += [secret_corpus.hexits(40) + "a"]
+    redactor = Redactor()
+    for found in ids:
+        if any(c in "abcdef" for c in found):
+            assert PLAIN_ID.fullmatch(found), found
+        assert redactor.text(found) == found and redactor._rewrite(found) == found
+    assert not redactor._texts
+    card = "4111111111111111"
+    assert not PLAIN_ID.fullmatch(card) and redactor.text(card) == REDACTED
+    assert not PLAIN_ID.fullmatch("SK" + secret_corpus.hexits(32))

@@ -44,12 +44,15 @@ TELEMETRY = (
 )
 """Telemetry code: the first marker found in a frame's file names its layer (None: our module)."""
 
-APP = ("theodore_obs/demo", "flask/", "werkzeug/", "socketserver", "openai/", "httpx/", "sqlite3", "jinja2/")
+APP = ("theodore_obs/demo", "flask/", "werkzeug/", "socketserver", "openai/", "httpx/", "httpx2/", "sqlite3",
+       "jinja2/")
 """The app and the frameworks serving it."""
 
-CLIENTS = ("requests/", "urllib3/", "http/client", "email/", "httpcore/", "anyio/", "pydantic", "ssl.py")
+CLIENTS = ("requests/", "urllib3/", "http/client", "email/", "httpcore/", "httpcore2/", "h11/", "anyio/",
+           "pydantic", "ssl.py")
 """HTTP clients and what they parse with: the app's calls, or the exporters' when an exporter is
-on the stack (an instrumentation's wrapper around the app's call does not claim them)."""
+on the stack (an instrumentation's wrapper around the app's call does not claim them). The
+OpenAI SDK 3 sends with httpx2 and httpcore2."""
 
 
 def _layer_of(frame: str) -> str | None:

@@ -122,9 +122,15 @@ def bench_venv(say: Callable[[str], object] = print) -> Path:
     return venv / "bin"
 
 
-def checkout_path() -> str:
-    """The working tree's sources, first on the demo's PYTHONPATH."""
-    return os.pathsep.join(str(repo_root() / package / "src") for package in CHECKOUT_PACKAGES)
+def checkout_path(root: Path | None = None) -> str:
+    """The working tree's sources (or another checkout's at ``root``), first on the demo's PYTHONPATH."""
+    return os.pathsep.join(str((root or repo_root()) / package / "src") for package in CHECKOUT_PACKAGES)
+
+
+def baseline_setup(root: Path) -> tuple[str, dict[str, str]]:
+    """Ours as another checkout has it (``git worktree add /tmp/before <commit>``): its name in the
+    report and its environment, the same as ours but with that checkout's sources."""
+    return f"ours at {root}", {**(THREE_WAY[OURS] or {}), "PYTHONPATH": checkout_path(root)}
 
 
 def configured(spec: object, state: object, bin_dir: Path, otel_env: dict[str, str]) -> dict[str, object]:
@@ -153,26 +159,54 @@ def check_setups(spec: object, state: object, bin_dir: Path) -> None:
 
 def compare_distros(spec: object, state: object, endpoints: tuple[str, ...] = tuple(ENDPOINTS),
                     seconds: float = WINDOW_SECONDS, rounds: int = ROUNDS, *, signals: bool = True,
+                    baseline: Path | None = None,
                     say: Callable[[str], object] = print) -> dict[str, dict[str, dict[str, float]]]:
     """``request_overhead`` for ``THREE_WAY`` in the bench venv; ``signals``: also ours with one
-    signal turned down (``WITHOUT_ONE_SIGNAL``, research only)."""
+    signal turned down (``WITHOUT_ONE_SIGNAL``, research only); ``baseline``: also ours as the
+    checkout at that path has it, in the same alternating rounds (``baseline_setup``)."""
     bin_dir = bench_venv(say)
     check_setups(spec, state, bin_dir)
+    setups = dict(THREE_WAY)
+    if baseline is not None:
+        name, env = baseline_setup(baseline)
+        if "CorrelationIdSpanProcessor" not in configured(spec, state, bin_dir, env)["span_processors"]:
+            raise BenchSetupError(f"the baseline setup did not run the theodore configurator from {baseline}")
+        setups[name] = env
     say("checked: the stock setup runs opentelemetry-distro's configurator, ours the theodore one")
     return request_overhead(spec, state, seconds, endpoints, checkout_path(),  # type: ignore[arg-type]
-                            setups=THREE_WAY, bin_dir=bin_dir, rounds=rounds, say=say,
+                            setups=setups, bin_dir=bin_dir, rounds=rounds, say=say,
                             with_signals=signals)
 
 
+def baseline_lines(results: dict[str, dict[str, dict[str, float]]], name: str) -> list[str]:
+    """Per endpoint: the CPU the baseline and ours add to bare, against the stock distro's."""
+    lines = []
+    for endpoint, runs in results.items():
+        bare = runs[BARE]["cpu_ms"]
+        added = {setup: runs[setup]["cpu_ms"] - bare for setup in (STOCK, name, OURS)}
+        stock = added[STOCK]
+        if stock <= 0:
+            lines.append(f"  GET {ENDPOINTS[endpoint]}: the stock distro added no CPU (noise)")
+            continue
+        lines.append(f"  GET {ENDPOINTS[endpoint]}, added CPU a request: stock distro {stock * 1000:.0f} µs, "
+                     f"{name} {added[name] * 1000:.0f} µs ({added[name] / stock:.2f}x the stock distro's), "
+                     f"ours {added[OURS] * 1000:.0f} µs ({added[OURS] / stock:.2f}x)")
+    return lines
+
+
 def report_distros(endpoints: tuple[str, ...] = tuple(ENDPOINTS), seconds: float = WINDOW_SECONDS,
-                   rounds: int = ROUNDS, signals: bool = False) -> str:
-    """The three-way comparison alone, on a native stack of its own."""
+                   rounds: int = ROUNDS, signals: bool = False, baseline: Path | None = None) -> str:
+    """The three-way comparison alone, on a native stack of its own (four-way with ``baseline``)."""
     with _bench_stack() as (spec, state):
-        print(f"native stack up; {len(endpoints)} endpoint(s) x {rounds} rounds x 3 setups, "
+        setups = 3 + (baseline is not None)
+        print(f"native stack up; {len(endpoints)} endpoint(s) x {rounds} rounds x {setups} setups, "
               f"{seconds:.0f} s each", flush=True)
-        results = compare_distros(spec, state, endpoints, seconds, rounds, signals=signals,
+        results = compare_distros(spec, state, endpoints, seconds, rounds, signals=signals, baseline=baseline,
                                   say=lambda line: print(line, flush=True))
-    return "\n".join(report_request_overhead(results, rounds))
+    lines = report_request_overhead(results, rounds)
+    if baseline is not None:
+        lines += ["before and after, the same rounds:", *baseline_lines(results, baseline_setup(baseline)[0])]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -182,14 +216,21 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"comma-separated, of {', '.join(ENDPOINTS)}")
     parser.add_argument("--seconds", type=float, default=WINDOW_SECONDS, help="per run (%(default)s)")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="alternating (%(default)s)")
+    parser.add_argument("--baseline", type=Path, default=None, metavar="CHECKOUT",
+                        help="also measure ours as this checkout has it "
+                             "(git worktree add /tmp/before <commit>)")
     args = parser.parse_args(argv)
     endpoints = tuple(filter(None, (e.strip() for e in args.endpoints.split(","))))
     unknown = [e for e in endpoints if e not in ENDPOINTS]
+    if args.baseline is not None and not (args.baseline / "telemetry" / "src").is_dir():
+        parser.exit(2, f"error: --baseline: {args.baseline} is not a checkout of this repository "
+                       "(no telemetry/src)\n")
     if unknown or not endpoints or args.seconds <= 0 or args.rounds < 1:
         parser.exit(2, f"error: --endpoints takes {', '.join(ENDPOINTS)}; --seconds > 0; --rounds >= 1 "
                        f"(got {args.endpoints!r}, {args.seconds}, {args.rounds})\n")
     try:
-        print(report_distros(endpoints, args.seconds, args.rounds), flush=True)
+        print(report_distros(endpoints, args.seconds, args.rounds, baseline=args.baseline.resolve()
+                             if args.baseline else None), flush=True)
     except BenchSetupError as exc:
         parser.exit(1, f"error: {exc}\n")
 

@@ -42,15 +42,24 @@ class PriceTable:
     def __init__(self, prices: dict[str, dict[str, dict[str, float]]]) -> None:
         self._prices = {provider.lower(): {model.lower(): Price(**p) for model, p in models.items()}
                         for provider, models in prices.items()}
+        self._families: dict[tuple[str, str], str | None] = {}
 
     @classmethod
     def from_file(cls, path: str | Path) -> PriceTable:
         return cls(json.loads(Path(path).read_text()))
 
     def family(self, provider: str, model: str) -> str | None:
-        """The table's name for ``model``: itself, or the longest name it extends with ``-…``."""
-        model = model.lower()
-        matches = [name for name in self._prices.get(provider.lower(), {})
+        """The table's name for ``model``: itself, or the longest name it extends with ``-…``
+        (remembered per provider and model: a service calls few)."""
+        key = (provider, model)
+        if key not in self._families:
+            if len(self._families) >= CACHED_MODELS:
+                self._families.clear()
+            self._families[key] = self._family(provider.lower(), model.lower())
+        return self._families[key]
+
+    def _family(self, provider: str, model: str) -> str | None:
+        matches = [name for name in self._prices.get(provider, {})
                    if model == name or model.startswith(name + "-")]
         return max(matches, key=len) if matches else None
 
@@ -65,8 +74,14 @@ class PriceTable:
         return (input_tokens * price.input_per_1k + output_tokens * price.output_per_1k) / 1000
 
 
-def _attr(span: ReadableSpan, *names: str) -> Any:
-    attributes = span.attributes or {}
+CACHED_MODELS = 256
+"""Distinct (provider, model) pairs whose price-table family is remembered."""
+
+PROVIDER_ATTRIBUTES = ("gen_ai.provider.name", "gen_ai.system")
+"""Where a GenAI span names its provider: a span with neither is left alone at once."""
+
+
+def _attr(attributes: Any, *names: str) -> Any:
     return next((attributes[n] for n in names if n in attributes), None)
 
 
@@ -78,17 +93,20 @@ class GenAICostProcessor(SpanProcessor):
         self._metrics = metrics
 
     def on_end(self, span: ReadableSpan) -> None:
-        input_tokens = _attr(span, "gen_ai.usage.input_tokens")
-        output_tokens = _attr(span, "gen_ai.usage.output_tokens")
-        model = _attr(span, "gen_ai.response.model", "gen_ai.request.model")
-        provider = _attr(span, "gen_ai.provider.name", "gen_ai.system")
+        attributes = span.attributes or {}
+        provider = _attr(attributes, *PROVIDER_ATTRIBUTES)
+        if provider is None:  # not a GenAI span: most spans end here
+            return
+        input_tokens = _attr(attributes, "gen_ai.usage.input_tokens")
+        output_tokens = _attr(attributes, "gen_ai.usage.output_tokens")
+        model = _attr(attributes, "gen_ai.response.model", "gen_ai.request.model")
         success = span.status.status_code is not StatusCode.ERROR
         # A failed call often has no usage (the provider answered 5xx): still an AI failure.
         if model is None or provider is None or (success and input_tokens is None
                                                  and output_tokens is None):
             return
         input_tokens, output_tokens = int(input_tokens or 0), int(output_tokens or 0)
-        operation = _attr(span, "gen_ai.operation.name") or "unknown"
+        operation = _attr(attributes, "gen_ai.operation.name") or "unknown"
         family = self.prices.family(provider, model) or model
         labels = {"provider": provider, "model": family, "operation": operation, "success": success}
         metrics = self._metrics or get_metrics()

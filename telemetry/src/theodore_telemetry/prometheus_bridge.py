@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import Exemplar
@@ -171,6 +171,8 @@ def bridged_metric(family: Any, now: int) -> Metric | None:
 class PrometheusClientProducer:
     """Produces the metrics of a prometheus_client registry (default: ``REGISTRY``)."""
 
+    scope = SCOPE
+
     def __init__(self, registry: Any = None) -> None:
         if registry is None:
             from prometheus_client import REGISTRY  # noqa: PLC0415
@@ -196,19 +198,36 @@ class PrometheusClientProducer:
         return metrics
 
 
-def with_produced(data: MetricsData | None, produced: list[Metric], resource: Any) -> MetricsData | None:
-    """The SDK's collection with the producer's metrics added as one more scope."""
+def with_produced(data: MetricsData | None, produced: list[Metric], resource: Any,
+                  scope: InstrumentationScope = SCOPE) -> MetricsData | None:
+    """The SDK's collection with the producer's metrics added under ``scope`` (to the SDK's own
+    metrics of a scope of that name, if it has some)."""
     if not produced:
         return data
-    scope = ScopeMetrics(SCOPE, produced, "")
     if data is None or not data.resource_metrics:
-        return MetricsData([ResourceMetrics(resource, [scope], "")])
+        return MetricsData([ResourceMetrics(resource, [ScopeMetrics(scope, produced, "")], "")])
     first, *rest = data.resource_metrics
-    merged = ResourceMetrics(first.resource, [*first.scope_metrics, scope], first.schema_url)
-    return MetricsData([merged, *rest])
+    scopes, merged = [], False
+    for found in first.scope_metrics:
+        if not merged and found.scope.name == scope.name:
+            scopes.append(ScopeMetrics(found.scope, [*found.metrics, *produced], found.schema_url))
+            merged = True
+        else:
+            scopes.append(found)
+    if not merged:
+        scopes.append(ScopeMetrics(scope, produced, ""))
+    return MetricsData([ResourceMetrics(first.resource, scopes, first.schema_url), *rest])
 
 
-def register_producer(meter_provider: Any, producer: PrometheusClientProducer) -> int:
+class MetricProducer(Protocol):
+    """What ``register_producer`` takes: metrics made at each collection, and their scope."""
+
+    scope: InstrumentationScope
+
+    def produce(self) -> list[Metric]: ...
+
+
+def register_producer(meter_provider: Any, producer: MetricProducer) -> int:
     """Wrap the collect callback of each reader of an SDK ``MeterProvider``; returns how many."""
     config = getattr(meter_provider, "_sdk_config", None)
     readers = list(getattr(meter_provider, "_metric_readers", ()))
@@ -221,7 +240,7 @@ def register_producer(meter_provider: Any, producer: PrometheusClientProducer) -
 
         def both(reader_: Any, timeout_millis: float = 10_000, collect: Callable = collect) -> Any:
             return with_produced(collect(reader_, timeout_millis=timeout_millis), producer.produce(),
-                                 config.resource)
+                                 config.resource, producer.scope)
 
         reader._set_collect_callback(both)
     return len(readers)

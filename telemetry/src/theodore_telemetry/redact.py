@@ -154,6 +154,12 @@ MARKS = (":", "=", "%3", "@", "-----BEGIN", "earer", "asic", "EARER", "ASIC")
 _DIGITS = re.compile(r"\d\d\d\d")
 """Four digits in a row: what every way of writing a card number holds."""
 
+PLAIN_ID = re.compile(r"[0-9]*+[a-f][0-9a-f]*+|[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}")
+"""A whole string no shape can match: lower-case hex with a letter in it (a trace or span ID,
+a digest; every vendor token needs a prefix, separator or capital outside that alphabet, and the
+letter breaks a card's digit run), or a UUID (matched whole by ``uuid`` and kept). Each
+request's new IDs skip the pattern and are not remembered (they would churn the cache)."""
+
 CACHED_TEXTS = 4096
 """Distinct short strings (log messages, enum-like values) whose redaction is remembered."""
 
@@ -275,6 +281,8 @@ class Redactor:
         """``value`` with every secret in it replaced; repeated short strings are remembered."""
         done = self._texts.get(value)
         if done is None:
+            if PLAIN_ID.fullmatch(value):
+                return value
             done = self._rewrite(value) if len(value) >= SHORTEST_SECRET and may_hold_secret(value) else value
             if len(value) <= CACHED_TEXT_LENGTH:
                 if len(self._texts) >= CACHED_TEXTS:
