@@ -166,13 +166,19 @@ def test_logs_of_a_correlation_id(stack: dict[str, Any], known_request: str) -> 
 def test_logs_of_another_tenant_are_not_the_apps(stack: dict[str, Any], known_request: str) -> None:
     """Every request names its tenant: the apps write to log_store.tenant, another tenant is empty."""
     spec = yaml.safe_load(stack["spec_file"].read_text())
-    spec["tenants"]["elsewhere"] = {"description": "Another tenant", "account_id": 42, "project_id": 1}
+    spec["tenants"]["elsewhere"] = {"description": "Another tenant", "account_id": 42, "project_id": 1,
+                                    "token_file": "elsewhere_token",
+                                    "ports": {"otlp_grpc": 30001, "otlp_http": 30002}}
     other = stack["root"] / "two-tenants.yaml"
     other.write_text(yaml.safe_dump(spec))
     mine = eventually(lambda: cli_json(stack, "logs", "--spec", str(other), "--tenant", "theodore",
                                        "--correlation-id", known_request)["entries"], timeout=60, every=2)
     assert {e["correlation_id"] for e in mine} == {known_request}
-    elsewhere = cli_json(stack, "logs", "--spec", str(other), "--tenant", "elsewhere", "--correlation-id", known_request)
+    # The store's own API in the other tenant's space (`export` reads it directly).
+    exported = stack["root"] / "elsewhere.json"
+    cli(stack, "export", "logs", "--spec", str(other), "--tenant", "elsewhere", "--correlation-id", known_request,
+        "-o", str(exported))
+    elsewhere = json.loads(exported.read_text())
     assert elsewhere["tenant"] == "elsewhere" and elsewhere["entries"] == []
     unknown = cli(stack, "logs", "--tenant", "nope", expect=2)
     assert unknown.stderr == "error: --tenant: no tenant 'nope' in the spec (known: theodore)\n"

@@ -86,7 +86,7 @@ def test_loki_is_off_by_default_and_a_second_logs_exporter_when_on(tmp_path: Pat
                                               tmp_path).read_text())
     assert config["exporters"]["otlphttp/loki"]["logs_endpoint"] == "https://loki.example:3100/otlp/v1/logs"
     assert config["exporters"]["otlphttp/loki"]["headers"] == {"X-Scope-OrgID": "team-a"}
-    assert config["service"]["pipelines"]["logs"]["exporters"] == ["otlphttp/victorialogs", "otlphttp/loki"]
+    assert config["service"]["pipelines"]["logs/store"]["exporters"] == ["otlphttp/victorialogs", "otlphttp/loki"]
 
 
 def test_the_collector_accepts_the_config_with_loki(tmp_path: Path) -> None:

@@ -331,7 +331,7 @@ def test_up_twice_is_safe(stack: dict[str, Any]) -> None:
 def test_down_leaves_nothing_running(stack: dict[str, Any]) -> None:
     state = stack["state"]
     pids = [supervisord_pid(state), *(p["pid"] for p in process_info(state))]
-    assert len(pids) == 11 and all(pids)  # supervisord, 7 components, demo, its upstreams, load
+    assert len(pids) == 13 and all(pids)  # supervisord, 9 components, demo, its upstreams, load
     result = run_cli("down", env=stack["env"])
     assert result.returncode == 0, result.stderr
     assert not [p for p in pids if _alive(p)]

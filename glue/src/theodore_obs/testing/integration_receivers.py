@@ -163,9 +163,11 @@ def otlp_problems(path: str, body: bytes) -> list[str]:
         request = otlp_request(path, body)
     except ValueError as exc:
         return [str(exc)]
-    resources = (getattr(request, "resource_spans", None) or getattr(request, "resource_metrics", None)
-                 or getattr(request, "resource_logs", None))
-    return [] if resources else ["no resource data"]
+    # An export with no resource at all is valid OTLP (the span metrics connector sends one at its
+    # first flush when no span has arrived yet); a resource without its service is not ours.
+    resources = [*getattr(request, "resource_spans", []), *getattr(request, "resource_metrics", []),
+                 *getattr(request, "resource_logs", [])]
+    return [] if all(r.resource.attributes for r in resources) else ["a resource without attributes"]
 
 
 def _passed_back(headers: Any) -> dict[str, str]:
@@ -259,7 +261,7 @@ class IntegrationReceivers:
         body = gzip.decompress(raw) if headers.get("content-encoding") == "gzip" else raw
         problems = route.check(rest, body)
         if problems:
-            return self._refuse(name, 400, "; ".join(problems[:5]))
+            return self._refuse(name, 400, f"{rest}: " + "; ".join(problems[:5]))
         with self._lock:
             self.received.append(Received(name, rest, headers, body))
         if route.upstream:
