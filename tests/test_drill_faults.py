@@ -222,7 +222,10 @@ def test_drill_2_collector_sigkill_loses_nothing_it_queued(stack: Stack) -> None
     print(f"drill 2: collector pid {old} -> {new}; spans acknowledged in the last "
           f"{tail_wait + 1.5:g}s before the kill and lost: {late_spans}")
     assert lost == dict.fromkeys(load.SIGNALS, 0)
-    assert set(stream.statuses) - {"200"}, "the kill went unnoticed by the client"
+    # A new process took over mid-stream (whether a request met the gap depends on timing: the
+    # supervisor restarts the collector in well under the stream's tick at times).
+    assert new != old, f"the collector was not replaced (pid {old} -> {new})"
+    assert any(at > killed_at for at in stream.acked["logs"].values()), "nothing acknowledged after the kill"
 
 
 def test_drill_7_log_store_sigkill_loses_at_most_its_flush_interval(stack: Stack) -> None:
