@@ -222,9 +222,9 @@ def test_drill_2_collector_sigkill_loses_nothing_it_queued(stack: Stack) -> None
     print(f"drill 2: collector pid {old} -> {new}; spans acknowledged in the last "
           f"{tail_wait + 1.5:g}s before the kill and lost: {late_spans}")
     assert lost == dict.fromkeys(load.SIGNALS, 0)
-    # A new process took over mid-stream (whether a request met the gap depends on timing: the
-    # supervisor restarts the collector in well under the stream's tick at times).
-    assert new != old, f"the collector was not replaced (pid {old} -> {new})"
+    # stack.kill waited for a new pid; whether a request met the gap depends on timing (the
+    # supervisor can restart the collector within one tick of the stream), so what shows the new
+    # process took over is data it acknowledged after the kill.
     assert any(at > killed_at for at in stream.acked["logs"].values()), "nothing acknowledged after the kill"
 
 

@@ -14,16 +14,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from theodore_obs.cli import main
-from theodore_obs.native import NativeError, State, write_secrets
+from theodore_obs.native import NativeError, State, write_secrets, write_vmauth_config
 from theodore_obs.render import COMPOSE, native_runtime, render_files
 from theodore_obs.spec import load_spec
-from theodore_obs.tenant_access import (
-    TokenError,
-    filled_config,
-    native_vmauth_config,
-    token_env,
-    write_native_vmauth_config,
-)
+from theodore_obs.tenant_access import TokenError, filled_config, token_env
 from theodore_obs.tools import binary_path
 
 from .conftest import load_stack
@@ -186,8 +180,8 @@ def test_the_native_vmauth_reads_a_private_copy_with_the_tokens(spec_file: Path,
     rendered = _rendered(spec_file, native_runtime(state.root))["vmauth/auth.yml"]
     (state.config / "vmauth").mkdir(parents=True)
     (state.config / "vmauth" / "auth.yml").write_text(rendered)
-    write_native_vmauth_config(spec.data, state)
-    path = native_vmauth_config(spec.data, state)
+    write_vmauth_config(spec.data, state)
+    path = state.vmauth_config
     assert path == state.root / "secrets" / "vmauth-auth.yml" and _mode(path) == 0o600
     users = {u["name"]: u for u in yaml.safe_load(path.read_text())["users"]}
     assert users["tenant-team-a"]["bearer_token"] == tokens["TEAM_A_TOKEN"]

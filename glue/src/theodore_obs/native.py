@@ -42,7 +42,7 @@ from .render import (
     write_tree,
 )
 from .spec import Spec
-from .tenant_access import native_vmauth_config, write_native_vmauth_config, write_tokens
+from .tenant_access import VMAUTH_CONFIG, TokenError, filled_config, native_tokens, read_token, token_env
 from .timing import duration_seconds, wait_until
 from .tools import binary_path
 
@@ -72,6 +72,11 @@ class State:
     @property
     def pidfile(self) -> Path:
         return self.root / "supervisord.pid"
+
+    @property
+    def vmauth_config(self) -> Path:
+        """The native vmauth's private config, tokens filled in (``write_vmauth_config``)."""
+        return self.root / "secrets" / VMAUTH_CONFIG
 
     @property
     def supervisor_conf(self) -> Path:
@@ -126,7 +131,7 @@ def _arguments(spec: dict[str, Any], state: State) -> dict[str, list[str]]:
         "victorialogs-audit": victorialogs_flags(spec, runtime, str(state.data("victorialogs-audit")),
                                                  "victorialogs-audit"),
         "vmalert": vmalert_flags(spec, runtime, str(cfg / "vmalert/rules/*.yml")),
-        "vmauth": vmauth_flags(spec, runtime, str(native_vmauth_config(spec, state))),
+        "vmauth": vmauth_flags(spec, runtime, str(state.vmauth_config)),
         "jaeger": [f"--config={cfg / 'jaeger/config.yaml'}"],
         "otel-collector": [f"--config={cfg / 'otel-collector/config.yaml'}"],
         "prometheus": prometheus_flags(spec, runtime, str(cfg / "prometheus/prometheus.yml"),
@@ -252,6 +257,32 @@ def _remove_secret(dir_fd: int, name: str, where: Path) -> None:
         raise NativeError(f"{where}: cannot remove the stale secret ({exc.strerror})") from None
 
 
+def _write_tokens(spec: dict[str, Any], dir_fd: int, secrets_dir: Path) -> None:
+    """The tenants' and the auditors' tokens (``tenant_access.native_tokens``), mode 0600."""
+    try:
+        tokens = native_tokens(spec, dir_fd, secrets_dir)
+    except TokenError as exc:
+        raise NativeError(str(exc)) from None
+    for name, token in tokens.items():
+        _write_secret(dir_fd, secret_name(name), token, secrets_dir / name)
+
+
+def write_vmauth_config(spec: dict[str, Any], state: State) -> None:
+    """The native vmauth's config: the one rendered for this runtime with the tokens of the
+    state's secrets filled in, at ``state.vmauth_config`` (mode 0600)."""
+    secrets_dir = state.root / "secrets"
+    try:
+        tokens = {env_var: read_token(secrets_dir / name) for env_var, name in token_env(spec).items()}
+        text = filled_config((state.config / "vmauth" / "auth.yml").read_text(), tokens)
+    except (TokenError, OSError) as exc:
+        raise NativeError(f"vmauth's config: {exc}") from None
+    dir_fd = _secrets_dir(state)
+    try:
+        _write_secret(dir_fd, VMAUTH_CONFIG, text, state.vmauth_config)
+    finally:
+        os.close(dir_fd)
+
+
 def write_secrets(spec: dict[str, Any], state: State) -> list[str]:
     """Secret files for the receivers, from environment variables; returns the missing ones.
 
@@ -269,7 +300,7 @@ def write_secrets(spec: dict[str, Any], state: State) -> list[str]:
                 _remove_secret(dir_fd, name, where)
             else:
                 _write_secret(dir_fd, name, value, where)
-        write_tokens(spec, dir_fd, state.root / "secrets")  # the tenants' and auditors' tokens
+        _write_tokens(spec, dir_fd, state.root / "secrets")
     finally:
         os.close(dir_fd)
     return missing
@@ -299,7 +330,7 @@ def prepare(spec: Spec, state: State) -> None:
     """Render this runtime's configs and the supervisor config into the state directory."""
     check_demo_installed(spec.data)
     write_tree(render_files(spec, native_runtime(state.root)), state.config)
-    write_native_vmauth_config(spec.data, state)
+    write_vmauth_config(spec.data, state)
     for component in [*programs(spec.data, state), *demo_programs(spec.data, state)]:
         state.data(component).mkdir(parents=True, exist_ok=True)
     Path(storage_directory(native_runtime(state.root))).mkdir(exist_ok=True)  # the collector's queue

@@ -127,10 +127,9 @@ def victorialogs_flags(spec: dict[str, Any], runtime: Runtime, data: str,
     """VictoriaLogs is configured by flags alone: listen address, storage, retention, flushing.
     ``store`` is ``victorialogs`` (the apps' logs) or ``victorialogs-audit`` (the audit trail,
     with ``retention.audit``)."""
-    audit = store == "victorialogs-audit"
-    retention = spec["retention"]["audit" if audit else "victorialogs"]
+    retention = spec["retention"]["audit" if store == "victorialogs-audit" else "victorialogs"]
     return [
-        f"-httpListenAddr={runtime.bind}:{spec['ports']['victorialogs_audit' if audit else 'victorialogs']}",
+        f"-httpListenAddr={runtime.bind}:{spec['ports'][component(store).port]}",
         f"-storageDataPath={data}",
         f"-retentionPeriod={retention['period']}",
         f"-retention.maxDiskSpaceUsageBytes={retention['max_disk_space']}",

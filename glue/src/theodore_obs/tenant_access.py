@@ -10,7 +10,8 @@ Natively each token is a file in the state's secrets directory, where the collec
 ``bearertokenauth`` reads the writers' tokens too: taken from that environment variable when it
 is set, else generated once (``secrets.token_urlsafe(32)``) and kept across restarts. The
 native vmauth reads a private copy of its config with the tokens filled in
-(:func:`native_vmauth_config`), so no token goes through supervisord's config or a command line.
+(:func:`filled_config`), so no token goes through supervisord's config or a command line. The
+native runtime (``native.py``) writes both; this module only decides what they hold.
 """
 
 from __future__ import annotations
@@ -20,17 +21,14 @@ import re
 import secrets
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from .tenants import token_files
 
-if TYPE_CHECKING:
-    from .native import State
-
-__all__ = ["TOKEN_TEXT", "VMAUTH_CONFIG", "TokenError", "native_vmauth_config", "read_token",
-           "token_env", "write_native_vmauth_config", "write_tokens"]
+__all__ = ["TOKEN_TEXT", "VMAUTH_CONFIG", "TokenError", "filled_config", "native_tokens", "read_token",
+           "token_env"]
 
 TOKEN_TEXT = re.compile(r"[A-Za-z0-9._~+/=-]{16,4096}")
 """What a token may be: 16 or more URL-safe or base64 characters, so it stays one word in a
@@ -119,26 +117,6 @@ def native_tokens(spec: dict[str, Any], dir_fd: int, secrets_dir: Path,
     return found
 
 
-def write_tokens(spec: dict[str, Any], dir_fd: int, secrets_dir: Path) -> None:
-    """Write :func:`native_tokens` into the secrets directory ``dir_fd`` (mode 0600, never
-    through a symlink); a problem is the native runtime's error, naming the file or variable."""
-    from . import native  # noqa: PLC0415 (native imports this module)
-
-    try:
-        tokens = native_tokens(spec, dir_fd, secrets_dir)
-    except TokenError as exc:
-        raise native.NativeError(str(exc)) from None
-    for name, token in tokens.items():
-        native._write_secret(dir_fd, native.secret_name(name), token, secrets_dir / name)
-
-
-def native_vmauth_config(spec: dict[str, Any], state: State) -> Path:
-    """What the native vmauth's ``-auth.config`` points to: the private copy
-    :func:`write_native_vmauth_config` makes in the state's secrets directory."""
-    del spec  # one file whatever the spec: its content follows the spec
-    return state.root / "secrets" / VMAUTH_CONFIG
-
-
 def filled_config(rendered: str, tokens: dict[str, str]) -> str:
     """The rendered vmauth config with each user's ``%{ENV}`` placeholder replaced by the token
     (``tokens``: environment variable → token), written back as YAML."""
@@ -150,21 +128,3 @@ def filled_config(rendered: str, tokens: dict[str, str]) -> str:
         user["bearer_token"] = tokens[placeholder.group(1)]
     return "# The native vmauth's users, tokens filled in (theodore-obs up). Private: mode 0600.\n" + \
         yaml.safe_dump(config, sort_keys=False)
-
-
-def write_native_vmauth_config(spec: dict[str, Any], state: State) -> None:
-    """Fill the tokens of the state's secrets directory into the vmauth config rendered for this
-    runtime, and write it where :func:`native_vmauth_config` says (mode 0600)."""
-    from . import native  # noqa: PLC0415 (native imports this module)
-
-    secrets_dir = state.root / "secrets"
-    try:
-        tokens = {env_var: read_token(secrets_dir / name) for env_var, name in token_env(spec).items()}
-        text = filled_config((state.config / "vmauth" / "auth.yml").read_text(), tokens)
-    except (TokenError, OSError) as exc:
-        raise native.NativeError(f"vmauth's config: {exc}") from None
-    dir_fd = native._secrets_dir(state)
-    try:
-        native._write_secret(dir_fd, VMAUTH_CONFIG, text, native_vmauth_config(spec, state))
-    finally:
-        os.close(dir_fd)
