@@ -19,13 +19,14 @@ import urllib.request
 from typing import Any
 
 from theodore_obs import native
+from theodore_obs.components import native_components
 from theodore_obs.spec import log_tenant
 from theodore_obs.timing import wait_until
 
 from .bench import _bench_stack
 
-STACK = ("prometheus", "alertmanager", "victorialogs", "vmalert", "jaeger", "otel-collector",
-         "blackbox")
+STACK = tuple(c.name for c in native_components())
+"""Every component the native runtime runs (the registry's), whose RSS the idle figure sums."""
 
 
 def rss_mib(pid: int) -> float:
