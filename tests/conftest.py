@@ -17,10 +17,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT,
-            timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m theodore_obs ARGS`` the way a user runs ``theodore-obs``."""
+            timeout: float = 300, unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m theodore_obs ARGS`` the way a user runs ``theodore-obs`` (``unset``: names
+    taken out of the environment)."""
+    environ = {key: value for key, value in os.environ.items() if key not in unset}
     return subprocess.run([sys.executable, "-m", "theodore_obs", *args], cwd=cwd,
-                          env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                          env={**environ, **(env or {})}, capture_output=True, text=True,
                           timeout=timeout, check=False)
 
 

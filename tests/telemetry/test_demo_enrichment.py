@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from theodore_obs.demo import IMAGE_FAILURE_NOTE
 from theodore_obs.demo.enrichment import Enricher
 from theodore_telemetry.metrics import TheodoreMetrics, catalogue
 
@@ -30,3 +31,12 @@ def test_the_cache_stays_bounded() -> None:
     for company in ["a", "b", "c", "d", "e"]:
         enricher.enrich(company, "page")
     assert list(enricher.cache) == ["c", "d", "e"]
+
+
+def test_images_fail_only_for_a_request_that_asks() -> None:
+    enricher = Enricher(metrics=TheodoreMetrics(MeterProvider()))
+    quiet = [enricher.enrich(company, "page") for company in ["acme", "globex", "hooli"] * 20]
+    assert sum(r["images"] for r in quiet) == sum(r["verified"] for r in quiet) > 0
+    failing = [enricher.enrich(company, "page", f"{IMAGE_FAILURE_NOTE} please")
+               for company in ["acme", "globex", "hooli"] * 5]
+    assert sum(r["verified"] for r in failing) > 0 and sum(r["images"] for r in failing) == 0

@@ -1,7 +1,8 @@
 """The native runtime: every component as a process on 127.0.0.1, managed by supervisord.
 
 ``up`` renders the environment for this runtime into the state directory, writes the
-receivers' secret files from the environment, starts supervisord with one program per
+receivers' secret files from the environment (a receiver whose secret is not set is left out
+of Alertmanager's config, with one line saying so), starts supervisord with one program per
 component and waits for every readiness endpoint. ``down`` shuts supervisord down, which stops
 exactly the processes it started.
 """
@@ -9,6 +10,7 @@ exactly the processes it started.
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import importlib.util
 import io
 import os
@@ -36,6 +38,7 @@ from .render import (
     prometheus_flags,
     render_files,
     secret_files,
+    unconfigured_receivers,
     victorialogs_flags,
     vmalert_flags,
     vmauth_flags,
@@ -329,7 +332,9 @@ def check_demo_installed(spec: dict[str, Any]) -> None:
 def prepare(spec: Spec, state: State) -> None:
     """Render this runtime's configs and the supervisor config into the state directory."""
     check_demo_installed(spec.data)
-    write_tree(render_files(spec, native_runtime(state.root)), state.config)
+    unconfigured = frozenset(unconfigured_receivers(spec.data, state.root / "secrets"))
+    runtime = dataclasses.replace(native_runtime(state.root), unconfigured_receivers=unconfigured)
+    write_tree(render_files(spec, runtime), state.config)
     write_vmauth_config(spec.data, state)
     for component in [*programs(spec.data, state), *demo_programs(spec.data, state)]:
         state.data(component).mkdir(parents=True, exist_ok=True)
@@ -392,12 +397,14 @@ def up(spec: Spec, state: State | None = None, timeout: float = 90.0, say: Any =
         say(f"native stack already running (supervisord pid {supervisord_pid(state)}); "
             "checking health")
     else:
-        missing = write_secrets(spec.data, state)
+        write_secrets(spec.data, state)
         problems = secret_problems(spec.data, state.root / "secrets")
         if problems:
             raise NativeError("; ".join(problems))
-        if missing:
-            say(f"  note: {', '.join(missing)} not set: those alert receivers cannot deliver")
+        unconfigured = unconfigured_receivers(spec.data, state.root / "secrets")
+        if unconfigured:
+            say("  note: alert receivers left out of the routing until their secret is set: "
+                + ", ".join(f"{name} (${', $'.join(env)})" for name, env in unconfigured.items()))
         prepare(spec, state)
         conf = configparser.RawConfigParser()
         conf.read(state.supervisor_conf)  # its programs, without resolving every binary again

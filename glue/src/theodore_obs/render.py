@@ -62,6 +62,9 @@ class Runtime:
     secrets_dir: str
     native: bool
     data_root: Path | None = None
+    unconfigured_receivers: frozenset[str] = frozenset()
+    """Receivers (keys of ``alerting.receivers``) left out of Alertmanager's config because
+    their secret is not there: the native runtime's, decided at ``up``."""
 
     def host(self, component: str) -> str:
         return "127.0.0.1" if self.native else CONTAINER_HOSTS[component]
@@ -104,6 +107,18 @@ def secret_files(spec: dict[str, Any]) -> dict[str, str]:
     names = [value for receiver in spec["alerting"]["receivers"].values()
              for key, value in receiver.items() if key.endswith("_file")]
     return {name: name.upper() for name in sorted(names)}
+
+
+def unconfigured_receivers(spec: dict[str, Any], secrets_dir: Path) -> dict[str, list[str]]:
+    """Each receiver with a secret file missing from ``secrets_dir``, with the environment
+    variables that would fill them natively."""
+    missing: dict[str, list[str]] = {}
+    for name, receiver in spec["alerting"]["receivers"].items():
+        files = [value for key, value in receiver.items() if key.endswith("_file")]
+        absent = [file.upper() for file in files if not (secrets_dir / file).is_file()]
+        if absent:
+            missing[name] = absent
+    return missing
 
 
 def prometheus_flags(spec: dict[str, Any], runtime: Runtime, config: str, data: str) -> list[str]:
@@ -284,6 +299,8 @@ def context(spec: Spec, runtime: Runtime) -> dict[str, Any]:
         "health_endpoints": health_endpoints(data, runtime),
         "component_scrape_targets": component_scrape_targets(data, runtime),
         "secret_files": secret_files(data),
+        "alert_receivers": {name: receiver for name, receiver in data["alerting"]["receivers"].items()
+                            if name not in runtime.unconfigured_receivers},
         "collector_secret_files": integration_secret_files(data),
         "compose_secrets": secret_files(data) | integration_secret_files(data),
         "vmauth_token_env": token_env(data),

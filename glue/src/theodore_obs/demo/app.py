@@ -92,7 +92,7 @@ def create_app(upstream: str, store: Path, model: str) -> Flask:
                 db.commit()
             metrics.record_storage_operation("sqlite", "insert", True, time.perf_counter() - store_started)
             metrics.record_company_research(company, "full", True, time.perf_counter() - started, 1)
-            enricher.enrich(company, page.text)
+            enricher.enrich(company, page.text, request.args.get("note", ""))
         log.info("research done", company=company, tokens=answer.usage.total_tokens)
         return jsonify(company=company, summary=summary)
 

@@ -20,14 +20,14 @@ from theodore_telemetry import LogCategory, get_logger
 from theodore_telemetry.metrics import TheodoreMetrics, get_metrics
 from theodore_telemetry.tracing import trace_ai_operation
 
+from theodore_obs.demo import IMAGE_FAILURE_NOTE
+
 LOCATIONS = ("berlin", "london", "new-york", "singapore")
 SOURCES = ("meetup", "eventbrite", "news")
 LANGUAGES = ("en", "de")
 IMAGE_PROVIDER = "local-diffusion"
 IMAGE_MODEL = "sd-turbo"
 VERIFY_FAILURE_RATE = 0.2
-IMAGE_FAILURE_RATE = 0.01
-"""Rare enough that the background load stays under AIOperationFailureSpike's 10 a minute."""
 
 events_log = get_logger("event-discovery", LogCategory.BUSINESS)
 verify_log = get_logger("event-verification", LogCategory.DATA_PROCESSING)
@@ -45,8 +45,9 @@ class Enricher:
     runs: int = 0
     cache_limit: int = 50
 
-    def enrich(self, company: str, page: str) -> dict[str, int]:
+    def enrich(self, company: str, page: str, note: str = "") -> dict[str, int]:
         """Run the pipeline for one researched company; return what it produced."""
+        images_fail = IMAGE_FAILURE_NOTE in note
         metrics, self.runs = self.metrics or get_metrics(), self.runs + 1
         rng = random.Random(f"{company}-{self.runs}")  # noqa: S311 (simulated outcomes)
         self._remember(metrics, company, page)
@@ -57,7 +58,8 @@ class Enricher:
         verified = sum(self._verify(metrics, location, rng) for _ in range(events))
         metrics.record("queue_size", 0, queue_name="verification")
         metrics.record("queue_size", verified, queue_name="content")
-        images = sum(self._create_content(metrics, company, location, rng) for _ in range(verified))
+        images = sum(self._create_content(metrics, company, location, rng, images_fail)
+                     for _ in range(verified))
         metrics.record("queue_size", 0, queue_name="content")
         return {"events": events, "verified": verified, "images": images}
 
@@ -98,17 +100,17 @@ class Enricher:
         return verified
 
     def _create_content(self, metrics: TheodoreMetrics, company: str, location: str,
-                        rng: random.Random) -> int:
+                        rng: random.Random, image_fails: bool) -> int:
         language = rng.choice(LANGUAGES)
         metrics.record("message_generation_total", 1, language=language,
                        format=rng.choice(("email", "linkedin")))
         metrics.record("message_generation_duration_seconds", rng.uniform(0.3, 4), language=language)
         metrics.record("message_quality_score", rng.uniform(0.5, 1.0), language=language)
-        return self._image(metrics, company, location, rng)
+        return self._image(metrics, company, location, rng, image_fails)
 
-    def _image(self, metrics: TheodoreMetrics, company: str, location: str, rng: random.Random) -> int:
+    def _image(self, metrics: TheodoreMetrics, company: str, location: str, rng: random.Random,
+               failed: bool) -> int:
         duration = rng.uniform(1, 12)
-        failed = rng.random() < IMAGE_FAILURE_RATE
         # The GenAI span carries the usage; the distro's cost processor turns it into metrics.
         with trace_ai_operation(IMAGE_PROVIDER, IMAGE_MODEL, "image_generation") as span:
             span.set_attribute("gen_ai.usage.input_tokens", len(company) + len(location))
