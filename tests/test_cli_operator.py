@@ -38,8 +38,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A running native stack with the demo and its load; yields spec, env and helpers."""
     root = tmp_path_factory.mktemp("operator")
     spec, spec_file = shifted_stack(root, PORT_OFFSET)
-    env = {"THEODORE_OBS_STATE": str(root / "state"), "SLACK_API_URL": "http://127.0.0.1:9/slack",
-           "THEODORE_OBS_SPEC": str(spec_file)}
+    # Every receiver's secret is set (to a dead loopback URL or a dummy key), so the routing
+    # holds them all.
+    env = {"THEODORE_OBS_STATE": str(root / "state"), "THEODORE_OBS_SPEC": str(spec_file),
+           "SLACK_API_URL": "http://127.0.0.1:9/slack", "WEBHOOK_URL": "http://127.0.0.1:9/webhook",
+           "DEADMANS_SWITCH_URL": "http://127.0.0.1:9/deadmans", "PAGERDUTY_ROUTING_KEY": "test-key",
+           "SMTP_PASSWORD": "test-password"}
     result = run_cli("up", "--spec", str(spec_file), "--timeout", "150", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     try:
