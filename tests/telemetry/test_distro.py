@@ -88,3 +88,21 @@ def test_instrumentations_record_no_metrics_unless_asked() -> None:
     assert not {name for name in _metric_names_exported({}) if name.startswith("http.server")}
     on = _metric_names_exported({"THEODORE_INSTRUMENTATION_METRICS": "true"})
     assert {name for name in on if name.startswith("http.server")}
+
+
+def test_an_unreadable_price_table_turns_ai_cost_off_and_nothing_else(tmp_path) -> None:
+    """A price file that is missing or not a table is named in a warning; the instrumentations
+    still load (the configurator does not fail) and the app runs."""
+    probe = "import flask; print('instrumented' if flask.Flask.__name__ != 'Flask' else 'plain')"
+    instrument = str(Path(sys.executable).parent / "opentelemetry-instrument")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "THEODORE_"))}
+    env.update({"OTEL_SERVICE_NAME": "probe", "OTEL_TRACES_EXPORTER": "none",
+                "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"})
+    (tmp_path / "bad.json").write_text('{"openai": {"gpt-4o": {"per_token": 1}}}')
+    for prices in (tmp_path / "missing.json", tmp_path / "bad.json"):
+        out = subprocess.run([instrument, sys.executable, "-c", probe], capture_output=True,
+                             text=True, env={**env, "THEODORE_AI_PRICES_FILE": str(prices)},
+                             timeout=60, check=True)
+        assert "instrumented" in out.stdout.splitlines(), out
+        assert str(prices) in out.stdout + out.stderr
+        assert "AI cost is off" in out.stdout + out.stderr

@@ -14,6 +14,7 @@ span's context, so their exemplars point at the very call that cost the money.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import StatusCode
 
 from .metrics import AI_COST, AI_DURATION, AI_TOKENS, ERRORS, TheodoreMetrics, get_metrics
+
+_log = logging.getLogger(__name__)
 
 PRICES_ENV = "THEODORE_AI_PRICES_FILE"
 """Path of the JSON price table (``rendered/<env>/apps/ai-prices.json``)."""
@@ -127,5 +130,15 @@ class GenAICostProcessor(SpanProcessor):
 
 
 def processor_from_env() -> GenAICostProcessor | None:
-    path = os.environ.get(PRICES_ENV)
-    return GenAICostProcessor(PriceTable.from_file(path)) if path else None
+    """The processor for the table ``THEODORE_AI_PRICES_FILE`` names; ``None`` when it names
+    none, or (with a warning naming the file) one that cannot be read as a price table: the
+    app and its other telemetry must not fail over the AI cost."""
+    path = os.environ.get(PRICES_ENV, "").strip()
+    if not path:
+        return None
+    try:
+        return GenAICostProcessor(PriceTable.from_file(path))
+    except (OSError, ValueError, TypeError, AttributeError) as error:
+        _log.warning("%s=%s is not a readable price table (%s); AI cost is off",
+                     PRICES_ENV, path, error)
+        return None
