@@ -34,7 +34,7 @@ from .test_native import get_json, prom_query, url
 
 PORT_OFFSET = 1100
 OUTAGE = 60
-"""Seconds the collector is down (issue 16, drill 4)."""
+"""Seconds the collector is down (drill 4)."""
 RATE = 20
 """Requests per second the client sends during the outage."""
 SPANS, LINES = 10, 20

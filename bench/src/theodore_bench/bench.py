@@ -219,7 +219,7 @@ def telemetry_unit_costs(calls: int = 5_000) -> dict[str, float]:
 
 
 LEAST_TELEMETRY_ASKED = {SPAN: 3, OUR_LOG_CALL: 2, SUMMED_POINT: 2}
-"""The least issue 3 asks of one demo request: a server, a client and an AI span; the request's
+"""The least telemetry one demo request needs: a server, a client and an AI span; the request's
 log lines (two, at the least); a request and a domain metric point."""
 
 
@@ -423,9 +423,10 @@ def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
 
 
 BARE, STOCK, OURS = "bare", "stock distro", "ours"
+SPANS_ONLY = "stock distro, spans only"
 TWO_WAY: dict[str, dict[str, str] | None] = {BARE: None, OURS: {}}
 """The demo bare and under ``opentelemetry-instrument`` with this venv's (our) distro;
-``distros.THREE_WAY`` adds the stock OpenTelemetry distro."""
+``distros.COMPARED`` adds the stock OpenTelemetry distro, whole and with its spans alone."""
 
 
 def request_overhead(spec: Spec, state: native.State, seconds: float = WINDOW_SECONDS,
@@ -630,15 +631,21 @@ def _ratios(figures: dict[str, float], base: dict[str, float]) -> str:
 
 
 def _ratio_lines(runs: dict[str, dict[str, float]]) -> list[str]:
-    """Each instrumented setup against bare, and ours against the stock distro, as ratios."""
+    """Each instrumented setup against bare, ours against the stock distro, and both against
+    what the stock distro's spans alone add (``SPANS_ONLY``), as ratios."""
     bare, lines = runs[BARE], []
-    for name in (n for n in runs if n in (STOCK, OURS)):
+    for name in (n for n in runs if n in (STOCK, SPANS_ONLY, OURS)):
         lines.append(f"    {name} / bare: {_ratios(runs[name], bare)}")
+    added = {name: runs[name]["cpu_ms"] - bare["cpu_ms"] for name in (STOCK, SPANS_ONLY, OURS)
+             if name in runs}
     if STOCK in runs and OURS in runs:
-        added = {name: runs[name]["cpu_ms"] - bare["cpu_ms"] for name in (STOCK, OURS)}
         added_p50 = {name: runs[name]["p50_ms"] - bare["p50_ms"] for name in (STOCK, OURS)}
         lines.append(f"    ours / stock distro: added CPU {_ratio(added[OURS], added[STOCK])}, added p50 "
                      f"{_ratio(added_p50[OURS], added_p50[STOCK])}; {_ratios(runs[OURS], runs[STOCK])}")
+    if SPANS_ONLY in runs and STOCK in runs and OURS in runs:
+        lines.append(f"    the stock distro's spans alone add {added[SPANS_ONLY] * 1000:.0f} µs of CPU, "
+                     f"{_ratio(added[SPANS_ONLY], added[STOCK])} of all it adds; ours adds "
+                     f"{_ratio(added[OURS], added[SPANS_ONLY])} what those spans alone cost")
     return lines
 
 

@@ -1,6 +1,6 @@
 """Where each distro spends its CPU on the same demo requests (``python -m theodore_bench.distro_profile``).
 
-The demo runs under each instrumented setup of ``distros.THREE_WAY`` (and bare) in the bench venv,
+The demo runs under each instrumented setup of ``distros.COMPARED`` (and bare) in the bench venv,
 loaded by sequential requests, while py-spy samples the thread holding the GIL (``--gil``: CPU
 spent in Python, waits left out). Every sample is put in the layer it is spent for (``layer``:
 the SDK's tracing, metrics or logs, the exporters and protobuf, the instrumentations, our
@@ -22,7 +22,7 @@ from pathlib import Path
 from theodore_obs import profiling
 
 from .bench import ENDPOINTS, _bench_port, _bench_stack, _demo_app, _demo_core, _latencies
-from .distros import THREE_WAY, bench_venv, check_setups, checkout_path
+from .distros import COMPARED, bench_venv, check_setups, checkout_path
 
 RATE = 200
 """Samples per second."""
@@ -157,7 +157,7 @@ def report_profiles(endpoint: str = "companies", seconds: int = 20, top: int = 1
         bin_dir = bench_venv()
         check_setups(spec, state, bin_dir)
         results = {}
-        for name, otel_env in THREE_WAY.items():
+        for name, otel_env in COMPARED.items():
             print(f"  profiling GET {ENDPOINTS[endpoint]}: {name} ({seconds} s at {RATE} Hz)", flush=True)
             profile, requests = sampled(spec, state, bin_dir, otel_env, endpoint, seconds, cpus)
             results[name] = breakdown(profile, requests)

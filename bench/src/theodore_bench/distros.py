@@ -1,14 +1,17 @@
 """Our distro side by side with the stock OpenTelemetry distro (part of ``make bench``; alone:
 ``python -m theodore_bench.distros``).
 
-The same demo requests in one run under three setups, alternating rounds: bare (no
+The same demo requests in one run under four setups, alternating rounds: bare (no
 instrumentation); the stock distro (``opentelemetry-distro``, what a user would pick instead:
 OTLP traces, metrics and logs over http/protobuf to the running collector, its defaults
-otherwise); and ours (``theodore``). All three run in one virtualenv built here and cached under
-``~/.cache/theodore-obs/bench-venvs/<key>``: two distros in the checkout's ``.venv`` would change
-which one every other ``opentelemetry-instrument`` there picks. The checkout's sources come first
-on the demo's PYTHONPATH, so the code measured is the working tree's whatever the venv holds;
-the key changes with the packages' pyproject files (their dependencies and entry points).
+otherwise); the stock distro exporting its spans alone (no metrics, no logs: what recording
+and exporting the instrumentations' spans costs through the SDK, which any SDK-based distro
+pays for the same spans); and ours (``theodore``). All of them run in one virtualenv built
+here and cached under ``~/.cache/theodore-obs/bench-venvs/<key>``: two distros in the
+checkout's ``.venv`` would change which one every other ``opentelemetry-instrument`` there
+picks. The checkout's sources come first on the demo's PYTHONPATH, so the code measured is
+the working tree's whatever the venv holds; the key changes with the packages' pyproject
+files (their dependencies and entry points).
 
 With two distros installed, ``opentelemetry-instrument`` loads the one ``OTEL_PYTHON_DISTRO``
 names and the configurator ``OTEL_PYTHON_CONFIGURATOR`` names (otherwise whichever entry point
@@ -37,6 +40,7 @@ from .bench import (
     ENDPOINTS,
     OURS,
     ROUNDS,
+    SPANS_ONLY,
     STOCK,
     WINDOW_SECONDS,
     _bench_port,
@@ -52,13 +56,20 @@ STOCK_PACKAGES = ("opentelemetry-distro==0.66b1", "opentelemetry-exporter-otlp-p
 CHECKOUT_PACKAGES = ("catalogue", "telemetry", "glue")
 CHECKOUT_INSTALL = ("catalogue", "telemetry", "glue[demo]")
 
-THREE_WAY: dict[str, dict[str, str] | None] = {
+_STOCK_DISTRO = {"OTEL_PYTHON_DISTRO": "distro", "OTEL_PYTHON_CONFIGURATOR": "configurator",
+                 "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
+
+COMPARED: dict[str, dict[str, str] | None] = {
     BARE: None,
     STOCK: {
-        "OTEL_PYTHON_DISTRO": "distro", "OTEL_PYTHON_CONFIGURATOR": "configurator",
+        **_STOCK_DISTRO,
         "OTEL_TRACES_EXPORTER": "otlp", "OTEL_METRICS_EXPORTER": "otlp", "OTEL_LOGS_EXPORTER": "otlp",
-        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
+    },
+    SPANS_ONLY: {
+        **_STOCK_DISTRO,
+        "OTEL_TRACES_EXPORTER": "otlp", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "false",
     },
     OURS: {"OTEL_PYTHON_DISTRO": "theodore", "OTEL_PYTHON_CONFIGURATOR": "theodore"},
 }
@@ -130,7 +141,7 @@ def checkout_path(root: Path | None = None) -> str:
 def baseline_setup(root: Path) -> tuple[str, dict[str, str]]:
     """Ours as another checkout has it (``git worktree add /tmp/before <commit>``): its name in the
     report and its environment, the same as ours but with that checkout's sources."""
-    return f"ours at {root}", {**(THREE_WAY[OURS] or {}), "PYTHONPATH": checkout_path(root)}
+    return f"ours at {root}", {**(COMPARED[OURS] or {}), "PYTHONPATH": checkout_path(root)}
 
 
 def configured(spec: object, state: object, bin_dir: Path, otel_env: dict[str, str]) -> dict[str, object]:
@@ -145,14 +156,17 @@ def configured(spec: object, state: object, bin_dir: Path, otel_env: dict[str, s
 
 
 def check_setups(spec: object, state: object, bin_dir: Path) -> None:
-    """The stock setup runs the stock configurator (the SDK's, plus its root LoggingHandler) and
-    none of ours (no correlation span processor, structlog left alone); ours runs ours."""
-    stock = configured(spec, state, bin_dir, THREE_WAY[STOCK] or {})
-    if ("CorrelationIdSpanProcessor" in stock["span_processors"] or stock["structlog_configured"]
-            or "LoggingHandler" not in stock["root_handlers"]
-            or "BatchSpanProcessor" not in stock["span_processors"]):
-        raise BenchSetupError(f"the stock setup did not run the stock distro's configurator alone: {stock}")
-    ours = configured(spec, state, bin_dir, THREE_WAY[OURS] or {})
+    """The stock setups run the stock configurator (the SDK's, its root LoggingHandler only when
+    it exports logs) and none of ours (no correlation span processor, structlog left alone);
+    ours runs ours."""
+    for name, handler_expected in ((STOCK, True), (SPANS_ONLY, False)):
+        stock = configured(spec, state, bin_dir, COMPARED[name] or {})
+        if ("CorrelationIdSpanProcessor" in stock["span_processors"] or stock["structlog_configured"]
+                or ("LoggingHandler" in stock["root_handlers"]) != handler_expected
+                or "BatchSpanProcessor" not in stock["span_processors"]):
+            raise BenchSetupError(f"the {name} setup did not run the stock distro's configurator alone: "
+                                  f"{stock}")
+    ours = configured(spec, state, bin_dir, COMPARED[OURS] or {})
     if "CorrelationIdSpanProcessor" not in ours["span_processors"] or not ours["structlog_configured"]:
         raise BenchSetupError(f"the ours setup did not run the theodore configurator: {ours}")
 
@@ -161,18 +175,18 @@ def compare_distros(spec: object, state: object, endpoints: tuple[str, ...] = tu
                     seconds: float = WINDOW_SECONDS, rounds: int = ROUNDS, *, signals: bool = True,
                     baseline: Path | None = None,
                     say: Callable[[str], object] = print) -> dict[str, dict[str, dict[str, float]]]:
-    """``request_overhead`` for ``THREE_WAY`` in the bench venv; ``signals``: also ours with one
+    """``request_overhead`` for ``COMPARED`` in the bench venv; ``signals``: also ours with one
     signal turned down (``WITHOUT_ONE_SIGNAL``, research only); ``baseline``: also ours as the
     checkout at that path has it, in the same alternating rounds (``baseline_setup``)."""
     bin_dir = bench_venv(say)
     check_setups(spec, state, bin_dir)
-    setups = dict(THREE_WAY)
+    setups = dict(COMPARED)
     if baseline is not None:
         name, env = baseline_setup(baseline)
         if "CorrelationIdSpanProcessor" not in configured(spec, state, bin_dir, env)["span_processors"]:
             raise BenchSetupError(f"the baseline setup did not run the theodore configurator from {baseline}")
         setups[name] = env
-    say("checked: the stock setup runs opentelemetry-distro's configurator, ours the theodore one")
+    say("checked: the stock setups run opentelemetry-distro's configurator, ours the theodore one")
     return request_overhead(spec, state, seconds, endpoints, checkout_path(),  # type: ignore[arg-type]
                             setups=setups, bin_dir=bin_dir, rounds=rounds, say=say,
                             with_signals=signals)
@@ -196,9 +210,9 @@ def baseline_lines(results: dict[str, dict[str, dict[str, float]]], name: str) -
 
 def report_distros(endpoints: tuple[str, ...] = tuple(ENDPOINTS), seconds: float = WINDOW_SECONDS,
                    rounds: int = ROUNDS, signals: bool = False, baseline: Path | None = None) -> str:
-    """The three-way comparison alone, on a native stack of its own (four-way with ``baseline``)."""
+    """The comparison alone, on a native stack of its own (with ``baseline``, one setup more)."""
     with _bench_stack() as (spec, state):
-        setups = 3 + (baseline is not None)
+        setups = len(COMPARED) + (baseline is not None)
         print(f"native stack up; {len(endpoints)} endpoint(s) x {rounds} rounds x {setups} setups, "
               f"{seconds:.0f} s each", flush=True)
         results = compare_distros(spec, state, endpoints, seconds, rounds, signals=signals, baseline=baseline,
