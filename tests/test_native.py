@@ -1,7 +1,12 @@
-"""The native stack: real binaries on 127.0.0.1, driven through their HTTP APIs.
+"""The stack end to end, driven through the components' HTTP APIs: the native runtime (real
+binaries on 127.0.0.1) and, where a Docker engine answers, the rendered compose stack through
+testcontainers, under the same assertions. The tests of ``up``, ``status`` and ``down``
+themselves are the native runtime's alone.
 
-The stack runs on the spec's ports shifted by PORT_OFFSET, in a temporary state directory,
-so a developer's own `make up` stack is left alone.
+The native stack runs on the spec's ports shifted by PORT_OFFSET, in a temporary state
+directory, so a developer's own `make up` stack is left alone. The compose stack publishes the
+spec's own ports (``docker compose`` of a developer's stack would collide with it: stop that
+one first).
 """
 
 from __future__ import annotations
@@ -21,18 +26,41 @@ from typing import Any
 
 import pytest
 from theodore_catalogue import catalogue
+from theodore_obs.components import component as registered
 from theodore_obs.native import _alive, process_info, supervisord_pid
 
 from .conftest import native_stack, run_cli
+from .support.compose_stack import SKIPPED_WITHOUT_ENGINE, compose_stack, engine_answers
 from .support.victorialogs import json_lines, logsql_string, query_logs
 
 PORT_OFFSET = 11000
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A running native stack; yields its spec, state and CLI environment, then stops it."""
-    yield from native_stack(tmp_path_factory.mktemp("native"), PORT_OFFSET)
+@pytest.fixture(scope="module", params=["native", "compose"])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A running stack of each runtime: its spec and runtime name (native: also its state, CLI
+    environment and `up` result); stopped after the module's tests."""
+    if request.param == "native":
+        for info in native_stack(tmp_path_factory.mktemp("native"), PORT_OFFSET):
+            yield {**info, "runtime": "native"}
+        return
+    if not engine_answers():
+        pytest.skip(SKIPPED_WITHOUT_ENGINE)
+    with compose_stack(tmp_path_factory.mktemp("compose")) as info:
+        yield info
+
+
+def native_only(stack: dict[str, Any]) -> None:
+    """Skip a test of the native runtime's own commands (up, status, down) on another runtime."""
+    if stack["runtime"] != "native":
+        pytest.skip(f"tests the native runtime's own commands; the {stack['runtime']} stack is "
+                    "started and stopped by its own tool")
+
+
+def internal_host(stack: dict[str, Any], name: str) -> str:
+    """The host the stack's own components reach ``name`` at (what blackbox probes): loopback
+    in the native runtime, the compose service of that name in compose."""
+    return "127.0.0.1" if stack["runtime"] == "native" else name
 
 
 def url(stack: dict[str, Any], port: str, path: str) -> str:
@@ -66,6 +94,7 @@ def eventually(check: Callable[[], Any], timeout: float = 60, every: float = 1.0
 
 
 def test_up_reports_every_component_ready(stack: dict[str, Any]) -> None:
+    native_only(stack)
     result = stack["up"]
     assert result.returncode == 0, result.stdout + result.stderr
     for component in ["prometheus", "alertmanager", "victorialogs", "vmalert", "jaeger",
@@ -74,7 +103,24 @@ def test_up_reports_every_component_ready(stack: dict[str, Any]) -> None:
     assert "all components ready" in result.stdout
 
 
+PUBLISHED = [(9090, "/-/ready"), (9093, "/-/ready"), (9428, "/health"), (9429, "/health"), (8427, "/health"),
+             (16686, "/api/services"), (13133, "/"), (9115, "/-/healthy"), (3000, "/api/health"),
+             (8000, "/readyz")]
+"""Each compose service's published port and readiness path, Grafana's (not run natively) too."""
+
+
+def test_every_compose_service_answers_on_its_published_port(stack: dict[str, Any]) -> None:
+    if stack["runtime"] != "compose":
+        pytest.skip("the compose stack's published ports; `up` checks the native stack's readiness")
+    for port, path in PUBLISHED:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            assert response.status == 200, (port, path)
+            if path == "/api/health":
+                assert json.loads(response.read())["database"] == "ok"
+
+
 def test_status_json_is_healthy_with_versions(stack: dict[str, Any]) -> None:
+    native_only(stack)
     result = run_cli("status", "--spec", str(stack["spec_file"]), "--format", "json", env=stack["env"])
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
@@ -99,10 +145,10 @@ def test_prometheus_scrapes_every_stack_component(stack: dict[str, Any]) -> None
 
 
 def test_blackbox_probes_the_stack_health_endpoints(stack: dict[str, Any]) -> None:
-    demo_port = stack["spec"]["services"]["theodore-demo"]["port"]
-    expected = [url(stack, "collector_health", "/"), url(stack, "victorialogs", "/health"),
-                url(stack, "vmalert", "/health"),
-                f"http://127.0.0.1:{demo_port}/healthz"]
+    ports, demo = stack["spec"]["ports"], "theodore-demo"
+    probed = [registered(name) for name in ("otel-collector", "victorialogs", "vmalert")]
+    expected = [c.health_url(ports, internal_host(stack, c.host)) for c in probed]
+    expected.append(f"http://{internal_host(stack, demo)}:{stack['spec']['services'][demo]['port']}/healthz")
 
     def probes() -> dict[str, str] | None:
         """Each probe target is scraped at its own offset in the interval: wait for all of them."""
@@ -321,6 +367,7 @@ def test_demo_request_is_traced_logged_and_measured_end_to_end(stack: dict[str, 
 
 
 def test_up_twice_is_safe(stack: dict[str, Any]) -> None:
+    native_only(stack)
     pid = supervisord_pid(stack["state"])
     result = run_cli("up", "--spec", str(stack["spec_file"]), env=stack["env"])
     assert result.returncode == 0, result.stderr
@@ -329,6 +376,7 @@ def test_up_twice_is_safe(stack: dict[str, Any]) -> None:
 
 
 def test_down_leaves_nothing_running(stack: dict[str, Any]) -> None:
+    native_only(stack)
     state = stack["state"]
     pids = [supervisord_pid(state), *(p["pid"] for p in process_info(state))]
     assert len(pids) == 13 and all(pids)  # supervisord, 9 components, demo, its upstreams, load
