@@ -13,6 +13,8 @@ import pytest
 import yaml
 from theodore_obs.native import State
 
+from .support.compose_stack import SKIPPED_WITHOUT_ENGINE, compose_stack, engine_answers
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -72,3 +74,22 @@ def native_stack(root: Path, port_offset: int,
         yield info
     finally:
         run_cli("down", env=env)
+
+
+RUNTIMES = ["native", "compose"]
+"""What the end-to-end modules' ``stack`` fixtures are parametrized over (``runtime_stack``)."""
+
+
+def runtime_stack(runtime: str, tmp_path_factory: pytest.TempPathFactory, name: str,
+                  port_offset: int) -> Iterator[dict]:
+    """A running stack of ``runtime`` for a test module: ``native_stack`` on the spec's ports
+    shifted by ``port_offset``, or the rendered compose stack through testcontainers (skipped,
+    with the reason, where no Docker engine answers). Yields at least ``runtime`` and ``spec``."""
+    if runtime == "native":
+        for info in native_stack(tmp_path_factory.mktemp(name), port_offset):
+            yield {**info, "runtime": "native"}
+        return
+    if not engine_answers():
+        pytest.skip(SKIPPED_WITHOUT_ENGINE)
+    with compose_stack(tmp_path_factory.mktemp(f"{name}-compose")) as info:
+        yield info

@@ -5,8 +5,9 @@ prometheus_client metrics and no /metrics port. Under `opentelemetry-instrument`
 `theodore` distro, every sample its own exposition shows is stored by Prometheus under the same
 name, labels and value (counter `_total`, histogram `_bucket`/`_sum`/`_count` with its own `le`
 bounds, summary `_sum`/`_count`, gauge, info), with the type showing in the suffixes, and the
-histogram's buckets carry the request's trace as exemplar. The stack runs on the spec's ports
-shifted by PORT_OFFSET.
+histogram's buckets carry the request's trace as exemplar. The native stack runs on the spec's
+ports shifted by PORT_OFFSET; where a Docker engine answers, the same tests run on the compose
+stack too (``conftest.runtime_stack``).
 """
 
 from __future__ import annotations
@@ -25,16 +26,16 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import native_stack
+from .conftest import RUNTIMES, runtime_stack
 from .test_native import eventually, get_json, prom_query, url
 
 PORT_OFFSET = 600
 REQUESTS = 4
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    yield from native_stack(tmp_path_factory.mktemp("prometheus-client"), PORT_OFFSET)
+@pytest.fixture(scope="module", params=RUNTIMES)
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    yield from runtime_stack(request.param, tmp_path_factory, "prometheus-client", PORT_OFFSET)
 
 
 def _run_app(stack: dict[str, Any], service: str) -> tuple[list[dict[str, Any]], str]:

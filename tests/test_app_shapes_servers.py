@@ -14,7 +14,8 @@ backends are asked what arrived:
 - a Celery task queued from a request (kombu's filesystem transport: no broker server) carries
   the request's trace and correlation ID into the worker's spans and logs.
 
-The stack runs on the spec's ports shifted by PORT_OFFSET.
+The native stack runs on the spec's ports shifted by PORT_OFFSET; where a Docker engine
+answers, the same tests run on the compose stack too (``conftest.runtime_stack``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect as websocket_connect
 
-from .conftest import native_stack
+from .conftest import RUNTIMES, runtime_stack
 from .support.victorialogs import json_lines, logsql_string, query_logs
 from .test_native import eventually, get_json, prom_query, url
 
@@ -172,9 +173,9 @@ def _stop(servers: list[Server], timeout: float = 40) -> None:
         server.process.wait(max(deadline - time.monotonic(), 0.1))
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    yield from native_stack(tmp_path_factory.mktemp("app-shapes-servers"), PORT_OFFSET)
+@pytest.fixture(scope="module", params=RUNTIMES)
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    yield from runtime_stack(request.param, tmp_path_factory, "app-shapes-servers", PORT_OFFSET)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@ tests/fixtures/correlation_flask_app.py has no middleware and no code of ours; t
 Flask hooks alone read (or create) the ID, echo it, put it on the JSON log lines VictoriaLogs
 stores and on the spans Jaeger stores, and carry it downstream in baggage. The app serves its
 requests one after another on one thread, so an ID left bound would show in the next request.
-The stack runs on the spec's ports shifted by PORT_OFFSET.
+The native stack runs on the spec's ports shifted by PORT_OFFSET; where a Docker engine
+answers, the same tests run on the compose stack too (``conftest.runtime_stack``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import native_stack
+from .conftest import RUNTIMES, runtime_stack
 from .support.victorialogs import json_lines, logsql_string, query_logs
 from .test_native import eventually, get_json, url
 
@@ -33,9 +34,9 @@ PORT_OFFSET = 900
 HEADER = "X-Correlation-ID"
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    yield from native_stack(tmp_path_factory.mktemp("zero-code"), PORT_OFFSET)
+@pytest.fixture(scope="module", params=RUNTIMES)
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    yield from runtime_stack(request.param, tmp_path_factory, "zero-code", PORT_OFFSET)
 
 
 def _free_port() -> int:

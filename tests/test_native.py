@@ -29,25 +29,17 @@ from theodore_catalogue import catalogue
 from theodore_obs.components import component as registered
 from theodore_obs.native import _alive, process_info, supervisord_pid
 
-from .conftest import native_stack, run_cli
-from .support.compose_stack import SKIPPED_WITHOUT_ENGINE, compose_stack, engine_answers
+from .conftest import RUNTIMES, run_cli, runtime_stack
 from .support.victorialogs import json_lines, logsql_string, query_logs
 
 PORT_OFFSET = 11000
 
 
-@pytest.fixture(scope="module", params=["native", "compose"])
+@pytest.fixture(scope="module", params=RUNTIMES)
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A running stack of each runtime: its spec and runtime name (native: also its state, CLI
     environment and `up` result); stopped after the module's tests."""
-    if request.param == "native":
-        for info in native_stack(tmp_path_factory.mktemp("native"), PORT_OFFSET):
-            yield {**info, "runtime": "native"}
-        return
-    if not engine_answers():
-        pytest.skip(SKIPPED_WITHOUT_ENGINE)
-    with compose_stack(tmp_path_factory.mktemp("compose")) as info:
-        yield info
+    yield from runtime_stack(request.param, tmp_path_factory, "native", PORT_OFFSET)
 
 
 def native_only(stack: dict[str, Any]) -> None:

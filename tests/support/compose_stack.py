@@ -4,14 +4,18 @@ testcontainers' ``DockerCompose``, for the end-to-end tests that also run on the
 Where no Docker engine with the compose plugin answers, ``engine_answers`` is False and the
 tests skip with ``SKIPPED_WITHOUT_ENGINE``. The compose stack publishes the spec's own ports on
 127.0.0.1, so the tests reach it at the same addresses as a native stack on unshifted ports;
-inside it, components reach each other by their service names (``Component.host``).
+inside it, components reach each other by their service names (``Component.host``). One
+compose stack runs at a time: a test module holds ``LOCK`` while its stack is up, and another
+worker's module waits for it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +29,10 @@ SKIPPED_WITHOUT_ENGINE = "no Docker engine with the compose plugin answers here"
 
 REQUIRED_VARIABLE = re.compile(r"\$\{([A-Z][A-Z0-9_]*):\?")
 """``${NAME:?message}``: a variable ``docker compose`` refuses to start without."""
+
+
+LOCK = Path(tempfile.gettempdir()) / "theodore-obs-compose-tests.lock"
+"""Held (``flock``) while a test module's compose stack is up: they share the published ports."""
 
 
 def placeholder_environment(compose_file: Path) -> dict[str, str]:
@@ -60,6 +68,8 @@ def compose_stack(workdir: Path, environment: str = "local") -> Iterator[dict[st
                                 for name, value in placeholder_environment(rendered / "compose.yaml").items()))
     compose = DockerCompose(context=str(rendered), compose_file_name="compose.yaml", wait=True,
                             env_file=str(env_file))
-    with compose:
-        yield {"runtime": "compose", "spec": yaml.safe_load((ROOT / "stack.yaml").read_text()),
-               "compose": compose}
+    with LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with compose:
+            yield {"runtime": "compose", "spec": yaml.safe_load((ROOT / "stack.yaml").read_text()),
+                   "compose": compose}
