@@ -12,6 +12,7 @@ worker's module waits for it.
 from __future__ import annotations
 
 import fcntl
+import functools
 import re
 import shutil
 import subprocess
@@ -22,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-ROOT = Path(__file__).resolve().parents[2]
+from theodore_obs.paths import repo_root
 
 SKIPPED_WITHOUT_ENGINE = "no Docker engine with the compose plugin answers here"
 
@@ -46,8 +46,10 @@ def placeholder_environment(compose_file: Path) -> dict[str, str]:
             for name in sorted(names)}
 
 
+@functools.cache
 def engine_answers() -> bool:
-    """A Docker engine answers ``docker info`` and its compose plugin ``docker compose version``."""
+    """A Docker engine answers ``docker info`` and its compose plugin ``docker compose version``
+    (asked once per test process)."""
     if shutil.which("docker") is None:
         return False
     checks = (["docker", "info"], ["docker", "compose", "version"])
@@ -61,7 +63,8 @@ def compose_stack(workdir: Path, environment: str = "local") -> Iterator[dict[st
     the file was rendered from and the runtime's name, then ``down --volumes``."""
     from testcontainers.compose import DockerCompose  # only where an engine answers
 
-    rendered = ROOT / "rendered" / environment
+    root = repo_root()
+    rendered = root / "rendered" / environment
     env_file = workdir / "compose.env"
     env_file.touch(mode=0o600)
     env_file.write_text("".join(f"{name}={value}\n"
@@ -71,5 +74,5 @@ def compose_stack(workdir: Path, environment: str = "local") -> Iterator[dict[st
     with LOCK.open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         with compose:
-            yield {"runtime": "compose", "spec": yaml.safe_load((ROOT / "stack.yaml").read_text()),
+            yield {"runtime": "compose", "spec": yaml.safe_load((root / "stack.yaml").read_text()),
                    "compose": compose}
